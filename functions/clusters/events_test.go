@@ -1,0 +1,201 @@
+package clusters_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/kitefn/kitefn/events"
+	"github.com/kitefn/kitefn/shared/httpapi"
+	"github.com/kitefn/kitefn/shared/runtime"
+)
+
+// sink is a real CloudEvents HTTP receiver (the SDK's own) on loopback, as a Broker would be.
+type sink struct {
+	URL      string
+	mu       sync.Mutex
+	received []cloudevents.Event
+	failures atomic.Int32 // answer 503 this many times first
+	attempts atomic.Int32
+}
+
+func startSink(t *testing.T) *sink {
+	t.Helper()
+	s := &sink{}
+	p, err := cehttp.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv, err := cloudevents.NewHTTPReceiveHandler(context.Background(), p, func(e cloudevents.Event) {
+		s.mu.Lock()
+		s.received = append(s.received, e)
+		s.mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.attempts.Add(1)
+		if s.failures.Add(-1) >= 0 {
+			http.Error(w, "try later", http.StatusServiceUnavailable)
+			return
+		}
+		recv.ServeHTTP(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	s.URL = ts.URL
+	return s
+}
+
+func (s *sink) events() []cloudevents.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]cloudevents.Event(nil), s.received...)
+}
+
+func TestEventsToKSink(t *testing.T) {
+	needKube(t)
+	s := startSink(t)
+	a := startAPI(t, map[string]string{"K_SINK": s.URL,
+		"K_CE_OVERRIDES": `{"extensions":{"kitefnenv":"test"}}`})
+	kc := kube.AdminKubeconfig()
+
+	a.do(http.MethodPost, "/api/v1/clusters", register("evt", kc)).expect(t, http.StatusCreated, "")
+	a.do(http.MethodPatch, "/api/v1/clusters/evt", map[string]any{"labels": map[string]string{"a": "b"}}).
+		expect(t, http.StatusOK, "")
+	a.do(http.MethodDelete, "/api/v1/clusters/evt", nil).expect(t, http.StatusNoContent, "")
+
+	got := s.events()
+	wantTypes := []string{events.TypeClusterCreated, events.TypeClusterUpdated, events.TypeClusterDeleted}
+	if len(got) != len(wantTypes) {
+		t.Fatalf("sink received %d events, want %d", len(got), len(wantTypes))
+	}
+	ids := map[string]bool{}
+	for i, e := range got {
+		if e.Type() != wantTypes[i] || e.Source() != events.SourceClusters || e.Subject() != "1" {
+			t.Fatalf("event %d: type %s source %s subject %s", i, e.Type(), e.Source(), e.Subject())
+		}
+		if v, _ := e.Extensions()["kitefnenv"].(string); v != "test" {
+			t.Fatalf("K_CE_OVERRIDES not applied: %v", e.Extensions())
+		}
+		var data events.ClusterData
+		if err := e.DataAs(&data); err != nil {
+			t.Fatal(err)
+		}
+		if data.Cluster == nil || data.Cluster.Name != "evt" || data.Cluster.ID != 1 {
+			t.Fatalf("event data: %s", e.Data())
+		}
+		assertNoSecrets(t, e.Data())
+		if ids[e.ID()] {
+			t.Fatalf("duplicate event id %s", e.ID())
+		}
+		ids[e.ID()] = true
+	}
+	var upd events.ClusterData
+	_ = got[1].DataAs(&upd)
+	if strings.Join(upd.Changed, ",") != "labels" {
+		t.Fatalf("updated event says changed %v, want [labels]", upd.Changed)
+	}
+}
+
+func TestEventRetriedThenDelivered(t *testing.T) {
+	needKube(t)
+	s := startSink(t)
+	s.failures.Store(2)
+	a := startAPI(t, map[string]string{"K_SINK": s.URL})
+	r := a.do(http.MethodPost, "/api/v1/clusters", register("retry", kube.AdminKubeconfig())).
+		expect(t, http.StatusCreated, "")
+	if r.JSON["warnings"] != nil {
+		t.Fatalf("warnings after a delivery that succeeded on retry: %s", r.Body)
+	}
+	if n := s.attempts.Load(); n != 3 {
+		t.Fatalf("%d delivery attempts, want 3 (two 503s, then success)", n)
+	}
+	if n := len(s.events()); n != 1 {
+		t.Fatalf("%d events received, want 1", n)
+	}
+}
+
+func TestSinkDownKeepsRegistration(t *testing.T) {
+	needKube(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	a := startAPI(t, map[string]string{"K_SINK": dead, "KITEFN_EVENT_ATTEMPTS": "2"})
+	r := a.do(http.MethodPost, "/api/v1/clusters", register("lonely", kube.AdminKubeconfig())).
+		expect(t, http.StatusCreated, "")
+	w, _ := r.JSON["warnings"].([]any)
+	if len(w) != 1 || !strings.Contains(w[0].(string), events.TypeClusterCreated) {
+		t.Fatalf("want one warning naming the undelivered event: %s", r.Body)
+	}
+	if n := a.count(); n != 1 {
+		t.Fatalf("registration lost after a failed event (%d clusters)", n)
+	}
+}
+
+// consumer is a test function that takes cluster events at "/" like the discovery function does.
+type consumer struct {
+	mu  sync.Mutex
+	got []cloudevents.Event
+}
+
+func (c *consumer) ConsumesEvents() []string { return events.ClusterTypes }
+func (c *consumer) Routes() []string         { return []string{"/test/consumer"} }
+func (c *consumer) Handle(w http.ResponseWriter, r *http.Request) {
+	if !runtime.IsCloudEvent(r) {
+		httpapi.WriteError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest, "not an event"))
+		return
+	}
+	e, err := cloudevents.NewEventFromHTTPRequest(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	c.mu.Lock()
+	c.got = append(c.got, *e)
+	c.mu.Unlock()
+	w.WriteHeader(http.StatusAccepted)
+}
+
+func TestEventsInProcessInAllMode(t *testing.T) {
+	needKube(t)
+	c := &consumer{}
+	a := startAPI(t, nil, runtime.Function{Name: "consumer", Value: c})
+	a.do(http.MethodPost, "/api/v1/clusters", register("local", kube.AdminKubeconfig())).
+		expect(t, http.StatusCreated, "")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		n := len(c.got)
+		c.mu.Unlock()
+		if n == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.got) != 1 || c.got[0].Type() != events.TypeClusterCreated {
+		t.Fatalf("in-process consumer got %d events", len(c.got))
+	}
+	var data map[string]any
+	if err := json.Unmarshal(c.got[0].Data(), &data); err != nil {
+		t.Fatal(err)
+	}
+	if data["cluster"].(map[string]any)["name"] != "local" {
+		t.Fatalf("data %s", c.got[0].Data())
+	}
+}

@@ -1,0 +1,95 @@
+package clusters_test
+
+import (
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/kitefn/kitefn/functions/clusters"
+	"github.com/kitefn/kitefn/shared/runtime"
+	"github.com/kitefn/kitefn/tests/harness"
+)
+
+// Two replicas over one registry: a kubeconfig rotated through B reaches A's cached client once A re-validates
+// (here every 200 ms), without any broadcast between them.
+func TestUpdateThroughAnotherReplica(t *testing.T) {
+	needKube(t)
+	a := startAPI(t, map[string]string{"KITEFN_CLIENT_REVALIDATE": "200ms"})
+	b := serve(t, []runtime.Function{{Name: "clusters", Value: clusters.New()}}, a.plat)
+
+	a.do(http.MethodPost, "/api/v1/clusters", register("shared", kube.AdminKubeconfig())).expect(t, http.StatusCreated, "")
+	ctx := t.Context()
+	c, err := a.plat.Clients.Client(ctx, "shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Kubernetes.CoreV1().Secrets("kube-system").List(ctx, metav1ListOptions()); err != nil {
+		t.Fatalf("admin client cannot list secrets: %v", err)
+	}
+
+	b.do(http.MethodPatch, "/api/v1/clusters/shared", map[string]any{
+		"kubeconfig": string(kube.Kubeconfig(harness.ViewerUser)),
+	}).expect(t, http.StatusOK, "")
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err = a.plat.Clients.Client(ctx, "shared")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Version == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replica A still uses version 1 of the cluster 10 s after B changed it")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := c.Kubernetes.CoreV1().Secrets("kube-system").List(ctx, metav1ListOptions()); err == nil {
+		t.Fatal("after rotation to the viewer kubeconfig, listing secrets still works: old credentials in use")
+	}
+
+	b.do(http.MethodDelete, "/api/v1/clusters/shared", nil).expect(t, http.StatusNoContent, "")
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		if _, err := a.plat.Clients.Client(ctx, "1"); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replica A still serves a client for a cluster B deleted")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A store that cannot be reached answers 503 naming the backend, and the request leaves nothing behind.
+func TestStoreUnavailable(t *testing.T) {
+	needKube(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	a := startAPI(t, map[string]string{
+		"KITEFN_STORE":              "dynamodb",
+		"KITEFN_DYNAMODB_ENDPOINT":  "http://" + addr,
+		"AWS_ACCESS_KEY_ID":         "test",
+		"AWS_SECRET_ACCESS_KEY":     "test",
+		"AWS_EC2_METADATA_DISABLED": "true",
+	})
+	for _, tc := range []struct {
+		method, path string
+		body         any
+	}{
+		{http.MethodGet, "/api/v1/clusters", nil},
+		{http.MethodPost, "/api/v1/clusters", register("x", kube.AdminKubeconfig())},
+		{http.MethodGet, "/api/v1/clusters/x", nil},
+	} {
+		r := a.do(tc.method, tc.path, tc.body).expect(t, http.StatusServiceUnavailable, "store_unavailable")
+		if msg := r.message(); !contains(msg, "dynamodb") {
+			t.Fatalf("%s %s: message %q does not name the backend", tc.method, tc.path, msg)
+		}
+	}
+}

@@ -1,0 +1,66 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/kitefn/kitefn/shared/httpapi"
+)
+
+// Clients is what the selection middleware needs: a client by cluster name or ID.
+type Clients interface {
+	Client(ctx context.Context, ref string) (*Client, error)
+}
+
+type clientKey struct{}
+
+// ClientFrom returns the client the Select middleware chose for this request.
+func ClientFrom(ctx context.Context) (*Client, bool) {
+	c, ok := ctx.Value(clientKey{}).(*Client)
+	return c, ok
+}
+
+// WithClient puts a client in ctx (for code paths that pick the cluster themselves).
+func WithClient(ctx context.Context, c *Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// ClusterRef reads which cluster a request is for: the X-Cluster-Name header (Kite sends it as x-cluster-name;
+// HTTP headers are case-insensitive), else the `cluster` or `x-cluster-name` query parameter.
+func ClusterRef(r *http.Request) string {
+	if v := strings.TrimSpace(r.Header.Get("X-Cluster-Name")); v != "" {
+		return v
+	}
+	q := r.URL.Query()
+	if v := strings.TrimSpace(q.Get("cluster")); v != "" {
+		return v
+	}
+	return strings.TrimSpace(q.Get("x-cluster-name"))
+}
+
+// Select resolves the request's cluster and puts its client in the context; 400 when none is named, 404
+// naming it when unknown.
+func Select(clients Clients, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ref := ClusterRef(r)
+		if ref == "" {
+			httpapi.WriteError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
+				"no cluster selected: send the X-Cluster-Name header or the ?cluster= parameter (a name or an ID)"))
+			return
+		}
+		c, err := clients.Client(r.Context(), ref)
+		if err != nil {
+			var nf *NotFoundError
+			if errors.As(err, &nf) {
+				httpapi.WriteError(w, r, httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound,
+					"cluster %q not found", ref))
+				return
+			}
+			httpapi.WriteError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithClient(r.Context(), c)))
+	})
+}
