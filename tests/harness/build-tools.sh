@@ -98,32 +98,67 @@ build_apiserver() {
   rm -rf "$dir"
 }
 
+# The Stage YAMLs make fake nodes Ready and pods Running; kwok needs them passed with --config. Only this set:
+# the module also holds chaos stages (nodes NotReady, containers failing), a second heartbeat, testdata Pods and
+# same-named "general" pod stages, which must not be passed together. Same set kwokctl uses by default (with lease).
+KWOK_STAGES="node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml"
+
+kwok_stages_ok() {
+  local f n=0
+  [[ -d "$OUT/kwok-stages" ]] || return 1
+  for f in $KWOK_STAGES; do
+    [[ -f "$OUT/kwok-stages/$(basename "$f")" ]] || return 1
+    n=$((n + 1))
+  done
+  [[ $(find "$OUT/kwok-stages" -type f | wc -l) -eq $n ]]
+}
+
+copy_kwok_stages() {
+  local moddir f
+  moddir=$(cd "${TMPDIR:-/tmp}" && go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" |
+    sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  [[ -d "$moddir/kustomize/stage" ]] || { log "kwok $KWOK_VERSION module has no kustomize/stage"; exit 1; }
+  rm -rf "$OUT/kwok-stages.tmp" && mkdir -p "$OUT/kwok-stages.tmp"
+  for f in $KWOK_STAGES; do cp "$moddir/kustomize/stage/$f" "$OUT/kwok-stages.tmp/"; done
+  chmod -R u+w "$OUT/kwok-stages.tmp"
+  rm -rf "$OUT/kwok-stages" && mv "$OUT/kwok-stages.tmp" "$OUT/kwok-stages"
+}
+
 build_kwok() {
-  [[ -x "$OUT/kwok" && -d "$OUT/kwok-stages" ]] && { log "kwok $KWOK_VERSION cached"; return; }
-  log "building kwok $KWOK_VERSION (about 5 minutes)"
-  local dir moddir
-  dir=$(new_module kwok sigs.k8s.io/kwok/cmd/kwok)
-  (
-    cd "$dir"
-    go mod edit -require="sigs.k8s.io/kwok@$KWOK_VERSION"
-    go mod tidy >&2
-    CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$OUT/kwok.tmp" sigs.k8s.io/kwok/cmd/kwok >&2
-  )
-  moddir=$(cd "$dir" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
-  rm -rf "$OUT/kwok-stages" && mkdir -p "$OUT/kwok-stages"
-  # The stage YAMLs make fake nodes Ready and pods Running; kwok needs them passed with --config.
-  find "$moddir/kustomize/stage" -name '*.yaml' ! -name kustomization.yaml -exec cp {} "$OUT/kwok-stages/" \;
-  chmod -R u+w "$OUT/kwok-stages"
-  mv "$OUT/kwok.tmp" "$OUT/kwok"
-  rm -rf "$dir"
+  if [[ -x "$OUT/kwok" ]]; then
+    log "kwok $KWOK_VERSION cached"
+  else
+    log "building kwok $KWOK_VERSION (about 5 minutes)"
+    local dir
+    dir=$(new_module kwok sigs.k8s.io/kwok/cmd/kwok)
+    (
+      cd "$dir"
+      go mod edit -require="sigs.k8s.io/kwok@$KWOK_VERSION"
+      go mod tidy >&2
+      CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$OUT/kwok.tmp" sigs.k8s.io/kwok/cmd/kwok >&2
+    )
+    mv "$OUT/kwok.tmp" "$OUT/kwok"
+    rm -rf "$dir"
+  fi
+  # Checked apart from the binary so that a folder made by an older version of this script gets fixed.
+  kwok_stages_ok || { log "copying kwok stages"; copy_kwok_stages; }
+}
+
+# Serialize builds: test packages running in parallel, or a second `make tools`, would otherwise write the same
+# *.tmp files at once.
+lock() {
+  exec 9>"$CACHE_ROOT/.build.lock"
+  flock 9
 }
 
 what=${1:-all}
 case "$what" in
-  all) build_etcd; build_apiserver; build_kwok ;;
-  etcd) build_etcd ;;
-  kube-apiserver) build_apiserver ;;
-  kwok) build_kwok ;;
-  *) log "usage: $0 [all|etcd|kube-apiserver|kwok]"; exit 2 ;;
+  all) lock; build_etcd; build_apiserver; build_kwok ;;
+  etcd) lock; build_etcd ;;
+  kube-apiserver) lock; build_apiserver ;;
+  kwok) lock; build_kwok ;;
+  dir) ;; # only print the folder: callers check for the binaries they need and never build by surprise
+  *) log "usage: $0 [all|etcd|kube-apiserver|kwok|dir]"; exit 2 ;;
 esac
 echo "$OUT"
