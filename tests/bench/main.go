@@ -1,0 +1,315 @@
+// Command bench measures what the foundation promises and prints a table with ratios against baselines
+// measured in the same run: per store backend, 100 concurrent registrations and the p50 of one registration
+// through the clusters API (beside a bare store create), and the cold start of the kitefn binary beside a bare
+// net/http + client-go binary (goal: at most 1.5x).
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	"go.uber.org/zap"
+
+	"github.com/kitefn/kitefn/functions/clusters"
+	"github.com/kitefn/kitefn/shared/platform"
+	"github.com/kitefn/kitefn/shared/runtime"
+	"github.com/kitefn/kitefn/shared/store"
+	"github.com/kitefn/kitefn/tests/emulators"
+)
+
+const token = "bench-token-0123456789abcdef"
+
+const kubeconfig = `apiVersion: v1
+kind: Config
+current-context: bench
+clusters:
+- name: bench
+  cluster: {server: "https://127.0.0.1:6443", certificate-authority-data: Zm9v}
+users:
+- name: bench
+  user: {token: bench-cluster-token}
+contexts:
+- name: bench
+  context: {cluster: bench, user: bench}
+`
+
+func main() {
+	if err := run(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	tmp, err := os.MkdirTemp("", "kitefn-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	fmt.Println("starting the Firestore emulator and the DynamoDB server…")
+	fs, err := emulators.StartFirestore(ctx)
+	if err != nil {
+		return err
+	}
+	defer fs.Stop()
+	dy, err := emulators.StartDynamoDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer dy.Stop()
+
+	backends := []struct {
+		name string
+		env  map[string]string
+	}{
+		{"bbolt", map[string]string{"KITEFN_STORE": "bbolt", "KITEFN_BBOLT_PATH": filepath.Join(tmp, "bench.db")}},
+		{"firestore", map[string]string{"KITEFN_STORE": "firestore", "FIRESTORE_EMULATOR_HOST": fs.Host,
+			"KITEFN_FIRESTORE_PROJECT": "kitefn-bench", "KITEFN_FIRESTORE_COLLECTION_PREFIX": fmt.Sprintf("bench%d", time.Now().UnixNano())}},
+		{"dynamodb", map[string]string{"KITEFN_STORE": "dynamodb", "KITEFN_DYNAMODB_ENDPOINT": dy.Endpoint,
+			"KITEFN_DYNAMODB_CREATE_TABLE": "true", "KITEFN_DYNAMODB_TABLE": "kitefn-bench",
+			"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}},
+	}
+	type storeRow struct {
+		name                 string
+		concurrent, p50, raw time.Duration
+	}
+	var rows []storeRow
+	for _, b := range backends {
+		fmt.Printf("registrations on %s…\n", b.name)
+		conc, p50, raw, err := benchStore(ctx, tmp, b.env)
+		if err != nil {
+			return fmt.Errorf("%s: %w", b.name, err)
+		}
+		rows = append(rows, storeRow{b.name, conc, p50, raw})
+	}
+
+	fmt.Println("cold starts (median of 20, alternating)…")
+	kitefn, base, err := buildBinaries(tmp)
+	if err != nil {
+		return err
+	}
+	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	common := []string{"KITEFN_API_TOKENS=" + token, "KITEFN_ENCRYPTION_KEY=" + key,
+		"KITEFN_BBOLT_PATH=" + filepath.Join(tmp, "cold.db"), "KITEFN_IMPORT_KUBECONFIG=false", "KITEFN_LOG_LEVEL=warn"}
+	variants := []struct {
+		name string
+		bin  string
+		env  []string
+	}{
+		{"baseline: net/http + client-go", base, nil},
+		{"kitefn FUNCTION_TARGET=clusters", kitefn, append([]string{"FUNCTION_TARGET=clusters"}, common...)},
+		{"kitefn FUNCTION_TARGET=all", kitefn, append([]string{"FUNCTION_TARGET=all", "KITEFN_DATA_DIR=" + tmp}, common...)},
+	}
+	samples := make([][]time.Duration, len(variants))
+	for i := 0; i < 20; i++ {
+		for v, variant := range variants {
+			d, err := coldStart(variant.bin, variant.env)
+			if err != nil {
+				return fmt.Errorf("%s: %w", variant.name, err)
+			}
+			samples[v] = append(samples[v], d)
+		}
+	}
+
+	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Println()
+	fmt.Fprintln(w, "store\t100 concurrent registrations\tp50 registration (API)\tp50 store create (baseline)\tAPI / store\t")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.2fx\t\n", r.name, r.concurrent.Round(time.Millisecond),
+			r.p50.Round(10*time.Microsecond), r.raw.Round(10*time.Microsecond), float64(r.p50)/float64(r.raw))
+	}
+	_ = w.Flush()
+	fmt.Println()
+	baseline := median(samples[0])
+	fmt.Fprintln(w, "binary\tcold start p50\tmin\tmax\tvs baseline (goal <= 1.50x)\t")
+	for v, variant := range variants {
+		m := median(samples[v])
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.2fx\t\n", variant.name, m.Round(100*time.Microsecond),
+			minOf(samples[v]).Round(100*time.Microsecond), maxOf(samples[v]).Round(100*time.Microsecond),
+			float64(m)/float64(baseline))
+	}
+	return w.Flush()
+}
+
+// benchStore serves the clusters function over the backend configured by env and measures registrations.
+func benchStore(ctx context.Context, tmp string, env map[string]string) (concurrent, p50, raw time.Duration, err error) {
+	for _, k := range []string{"KITEFN_STORE", "KITEFN_BBOLT_PATH", "FIRESTORE_EMULATOR_HOST"} {
+		os.Unsetenv(k)
+	}
+	for k, v := range env {
+		os.Setenv(k, v)
+	}
+	os.Setenv("KITEFN_DATA_DIR", tmp)
+	os.Setenv("KITEFN_IMPORT_KUBECONFIG", "false")
+	os.Setenv("FUNCTION_TARGET", "all")
+	var rcfg runtime.Config
+	if err := envconfig.Process("kitefn", &rcfg); err != nil {
+		return 0, 0, 0, err
+	}
+	cfg, err := platform.Load()
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	log := zap.NewNop().Sugar()
+	fns := []runtime.Function{{Name: "clusters", Value: clusters.New()}}
+	p, err := platform.New(ctx, cfg, rcfg, log, fns)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer p.Close()
+	srv, err := runtime.NewServer(rcfg, log, fns, []string{token})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if err := srv.Start(platform.WithPlatform(ctx, p)); err != nil {
+		return 0, 0, 0, err
+	}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+
+	register := func(name string) error {
+		body := fmt.Sprintf(`{"name":%q,"kubeconfig":%q}`, name, kubeconfig)
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/api/v1/clusters", bytes.NewBufferString(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusCreated {
+			b, _ := io.ReadAll(res.Body)
+			return fmt.Errorf("register %s: %d %s", name, res.StatusCode, b)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		return nil
+	}
+
+	var single []time.Duration
+	for i := 0; i < 30; i++ {
+		start := time.Now()
+		if err := register(fmt.Sprintf("single-%d", i)); err != nil {
+			return 0, 0, 0, err
+		}
+		single = append(single, time.Since(start))
+	}
+	var rawSamples []time.Duration
+	for i := 0; i < 30; i++ {
+		start := time.Now()
+		if _, err := p.Store.Create(ctx, &store.Cluster{Name: fmt.Sprintf("raw-%d", i), Server: "https://x",
+			Kubeconfig: []byte("sealed"), Prometheus: store.Prometheus{Status: store.PrometheusPending}}); err != nil {
+			return 0, 0, 0, err
+		}
+		rawSamples = append(rawSamples, time.Since(start))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	start := time.Now()
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := register(fmt.Sprintf("concurrent-%d", i)); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	concurrent = time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, 0, 0, err
+	}
+	list, err := p.Store.List(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if len(list) != 160 || list[len(list)-1].ID != 160 {
+		return 0, 0, 0, fmt.Errorf("after 160 creates the registry holds %d records, last id %d", len(list), list[len(list)-1].ID)
+	}
+	return concurrent, median(single), median(rawSamples), nil
+}
+
+func buildBinaries(tmp string) (kitefn, base string, err error) {
+	kitefn, base = filepath.Join(tmp, "kitefn"), filepath.Join(tmp, "baseline")
+	for _, b := range []struct{ out, pkg string }{{kitefn, "."}, {base, "./tests/bench/baseline"}} {
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", b.out, b.pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+		}
+	}
+	return kitefn, base, nil
+}
+
+// coldStart is exec → first 200 from /health/readiness.
+func coldStart(bin string, env []string) (time.Duration, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "LISTEN_ADDRESS=" + addr}, env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	client := &http.Client{Timeout: time.Second}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	for time.Since(start) < 10*time.Second {
+		res, err := client.Get("http://" + addr + "/health/readiness")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return time.Since(start), nil
+			}
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+	return 0, fmt.Errorf("not ready within 10 s:\n%s", out.String())
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func minOf(d []time.Duration) time.Duration {
+	m := d[0]
+	for _, x := range d {
+		m = min(m, x)
+	}
+	return m
+}
+
+func maxOf(d []time.Duration) time.Duration {
+	m := d[0]
+	for _, x := range d {
+		m = max(m, x)
+	}
+	return m
+}
