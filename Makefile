@@ -11,8 +11,16 @@ GOTEST_FLAGS ?= -count=1 -timeout 20m
 
 all: build
 
+# STORE=bbolt|firestore|dynamodb builds an image for one store: the other cloud SDK is left out, which saves
+# several milliseconds of package init at every cold start. The default links every store.
+STORE     ?= all
+TAGS_all       :=
+TAGS_bbolt     := kitefn_no_firestore,kitefn_no_dynamodb
+TAGS_firestore := kitefn_no_dynamodb
+TAGS_dynamodb  := kitefn_no_firestore
+
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -tags='$(TAGS_$(STORE))' -o $(BIN) .
 
 run: build
 	FUNCTION_TARGET=$${FUNCTION_TARGET:-all} ./$(BIN)
@@ -25,6 +33,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@for store in bbolt firestore dynamodb; do $(MAKE) -s build STORE=$$store BIN=$$(mktemp -d)/kitefn || exit 1; done
 
 test: lint tools
 	KITEFN_TOOLS_DIR=$$($(TOOLS_SH) all) $(GO) test $(GOTEST_FLAGS) ./...

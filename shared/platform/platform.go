@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap"
@@ -34,6 +35,8 @@ type Config struct {
 	EncryptionOldKeys []string `envconfig:"ENCRYPTION_OLD_KEYS"`
 	AllowExecPlugins  bool     `envconfig:"ALLOW_EXEC_PLUGINS"`
 	DataDir           string   `envconfig:"DATA_DIR" default:"./data"`
+	// StoreTimeout bounds each registry call that has no deadline of its own.
+	StoreTimeout time.Duration `envconfig:"STORE_TIMEOUT" default:"10s"`
 }
 
 // Platform is the per-process set of shared resources.
@@ -111,6 +114,7 @@ func New(ctx context.Context, cfg Config, rcfg runtime.Config, log *zap.SugaredL
 	if err != nil {
 		return nil, fmt.Errorf("opening the %s store: %w", cfg.Store.Store, err)
 	}
+	st = store.WithTimeout(st, cfg.StoreTimeout)
 	clients, err := kube.NewCache(st, sealer, cfg.Kube)
 	if err != nil {
 		_ = st.Close()

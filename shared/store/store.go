@@ -110,6 +110,75 @@ func StaleVersion(id, want uint64) error {
 	return &ConflictError{Reason: fmt.Sprintf("cluster %d was changed since version %d was read", id, want)}
 }
 
+// ErrInvalid marks input no backend accepts (nil record, empty or oversized name): neither a conflict nor an
+// outage.
+var ErrInvalid = errors.New("invalid cluster")
+
+// CheckInput refuses records no backend can store; backends call it first so the error is the same everywhere.
+func CheckInput(backend string, c *Cluster) error {
+	switch {
+	case c == nil:
+		return fmt.Errorf("%s: %w: nil", backend, ErrInvalid)
+	case c.Name == "":
+		return fmt.Errorf("%s: %w: the name is empty", backend, ErrInvalid)
+	}
+	return nil
+}
+
+// Now is the backends' clock: UTC with microsecond precision, the finest every backend keeps (Firestore's), so
+// the record Create returns equals the one Get reads back.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// NormTimePtr brings a caller's time to the same precision and zone as Now.
+func NormTimePtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	v := t.UTC().Truncate(time.Microsecond)
+	return &v
+}
+
+// NewRecord is what Create stores: a copy of c with Version 1 and both timestamps set to now.
+func NewRecord(c *Cluster) *Cluster {
+	rec := c.Clone()
+	now := Now()
+	rec.Version = 1
+	rec.CreatedAt, rec.UpdatedAt = now, now
+	rec.Prometheus.CheckedAt = NormTimePtr(rec.Prometheus.CheckedAt)
+	return rec
+}
+
+// NextVersion is what Update stores over old: a copy of c with the version bumped, CreatedAt kept and
+// UpdatedAt now. The caller has checked c.Version against old.
+func NextVersion(old, c *Cluster) *Cluster {
+	rec := c.Clone()
+	rec.Version = old.Version + 1
+	rec.CreatedAt = old.CreatedAt
+	rec.UpdatedAt = Now()
+	rec.Prometheus.CheckedAt = NormTimePtr(rec.Prometheus.CheckedAt)
+	return rec
+}
+
+// WriteSlot serialises one instance's writes. Unlike a sync.Mutex, waiting for it ends with the context, so a
+// request that gave up does not queue behind others.
+type WriteSlot chan struct{}
+
+// NewWriteSlot makes a free slot.
+func NewWriteSlot() WriteSlot { return make(WriteSlot, 1) }
+
+// Lock takes the slot or returns ctx's error.
+func (w WriteSlot) Lock(ctx context.Context) error {
+	select {
+	case w <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Unlock frees the slot.
+func (w WriteSlot) Unlock() { <-w }
+
 // ErrUnavailable is matched by every *UnavailableError through errors.Is.
 var ErrUnavailable = errors.New("store unavailable")
 
@@ -124,3 +193,60 @@ func (e *UnavailableError) Error() string {
 }
 func (e *UnavailableError) Unwrap() error        { return e.Err }
 func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// WithTimeout bounds every call to s that arrives without a deadline: the Firestore and DynamoDB clients retry
+// an unreachable server for as long as the context allows, and a request must fail with a 503 instead of hanging.
+func WithTimeout(s Store, d time.Duration) Store {
+	if d <= 0 {
+		return s
+	}
+	return &timeoutStore{Store: s, d: d}
+}
+
+type timeoutStore struct {
+	Store
+	d time.Duration
+}
+
+func (t *timeoutStore) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, t.d)
+}
+
+func (t *timeoutStore) Create(ctx context.Context, c *Cluster) (*Cluster, error) {
+	ctx, cancel := t.bound(ctx)
+	defer cancel()
+	return t.Store.Create(ctx, c)
+}
+
+func (t *timeoutStore) Get(ctx context.Context, id uint64) (*Cluster, error) {
+	ctx, cancel := t.bound(ctx)
+	defer cancel()
+	return t.Store.Get(ctx, id)
+}
+
+func (t *timeoutStore) GetByName(ctx context.Context, name string) (*Cluster, error) {
+	ctx, cancel := t.bound(ctx)
+	defer cancel()
+	return t.Store.GetByName(ctx, name)
+}
+
+func (t *timeoutStore) List(ctx context.Context) ([]*Cluster, error) {
+	ctx, cancel := t.bound(ctx)
+	defer cancel()
+	return t.Store.List(ctx)
+}
+
+func (t *timeoutStore) Update(ctx context.Context, c *Cluster) (*Cluster, error) {
+	ctx, cancel := t.bound(ctx)
+	defer cancel()
+	return t.Store.Update(ctx, c)
+}
+
+func (t *timeoutStore) Delete(ctx context.Context, id uint64) error {
+	ctx, cancel := t.bound(ctx)
+	defer cancel()
+	return t.Store.Delete(ctx, id)
+}

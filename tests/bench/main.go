@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap"
+	"knative.dev/pkg/logging"
 
 	"github.com/kitefn/kitefn/functions/clusters"
 	"github.com/kitefn/kitefn/shared/platform"
@@ -48,19 +50,33 @@ contexts:
 `
 
 func main() {
-	if err := run(context.Background()); err != nil {
+	only := flag.String("only", "", "run one part: stores or coldstart")
+	flag.Parse()
+	if err := run(context.Background(), *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context) error {
+func run(ctx context.Context, only string) error {
 	tmp, err := os.MkdirTemp("", "kitefn-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
+	if only != "coldstart" {
+		if err := benchStores(ctx, tmp, w); err != nil {
+			return err
+		}
+	}
+	if only != "stores" {
+		return benchColdStart(tmp, w)
+	}
+	return nil
+}
 
+func benchStores(ctx context.Context, tmp string, w *tabwriter.Writer) error {
 	fmt.Println("starting the Firestore emulator and the DynamoDB server…")
 	fs, err := emulators.StartFirestore(ctx)
 	if err != nil {
@@ -98,22 +114,36 @@ func run(ctx context.Context) error {
 		rows = append(rows, storeRow{b.name, conc, p50, raw})
 	}
 
+	fmt.Println()
+	fmt.Fprintln(w, "store\t100 concurrent registrations\tp50 registration (API)\tp50 store create (baseline)\tAPI / store\t")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.2fx\t\n", r.name, r.concurrent.Round(time.Millisecond),
+			r.p50.Round(10*time.Microsecond), r.raw.Round(10*time.Microsecond), float64(r.p50)/float64(r.raw))
+	}
+	return w.Flush()
+}
+
+func benchColdStart(tmp string, w *tabwriter.Writer) error {
 	fmt.Println("cold starts (median of 20, alternating)…")
-	kitefn, base, err := buildBinaries(tmp)
+	bins, err := buildBinaries(tmp)
 	if err != nil {
 		return err
 	}
 	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
 	common := []string{"KITEFN_API_TOKENS=" + token, "KITEFN_ENCRYPTION_KEY=" + key,
 		"KITEFN_BBOLT_PATH=" + filepath.Join(tmp, "cold.db"), "KITEFN_IMPORT_KUBECONFIG=false", "KITEFN_LOG_LEVEL=warn"}
+	clustersEnv := append([]string{"FUNCTION_TARGET=clusters"}, common...)
 	variants := []struct {
 		name string
 		bin  string
 		env  []string
 	}{
-		{"baseline: net/http + client-go", base, nil},
-		{"kitefn FUNCTION_TARGET=clusters", kitefn, append([]string{"FUNCTION_TARGET=clusters"}, common...)},
-		{"kitefn FUNCTION_TARGET=all", kitefn, append([]string{"FUNCTION_TARGET=all", "KITEFN_DATA_DIR=" + tmp}, common...)},
+		{"baseline: net/http + client-go", bins["baseline"], nil},
+		{"kitefn, all stores, FUNCTION_TARGET=clusters", bins["all"], clustersEnv},
+		{"kitefn, all stores, FUNCTION_TARGET=all", bins["all"], append([]string{"FUNCTION_TARGET=all", "KITEFN_DATA_DIR=" + tmp}, common...)},
+		{"kitefn bbolt image, FUNCTION_TARGET=clusters", bins["bbolt"], clustersEnv},
+		{"kitefn firestore image (bbolt store here)", bins["firestore"], clustersEnv},
+		{"kitefn dynamodb image (bbolt store here)", bins["dynamodb"], clustersEnv},
 	}
 	samples := make([][]time.Duration, len(variants))
 	for i := 0; i < 20; i++ {
@@ -126,14 +156,6 @@ func run(ctx context.Context) error {
 		}
 	}
 
-	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Println()
-	fmt.Fprintln(w, "store\t100 concurrent registrations\tp50 registration (API)\tp50 store create (baseline)\tAPI / store\t")
-	for _, r := range rows {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.2fx\t\n", r.name, r.concurrent.Round(time.Millisecond),
-			r.p50.Round(10*time.Microsecond), r.raw.Round(10*time.Microsecond), float64(r.p50)/float64(r.raw))
-	}
-	_ = w.Flush()
 	fmt.Println()
 	baseline := median(samples[0])
 	fmt.Fprintln(w, "binary\tcold start p50\tmin\tmax\tvs baseline (goal <= 1.50x)\t")
@@ -176,7 +198,7 @@ func benchStore(ctx context.Context, tmp string, env map[string]string) (concurr
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	if err := srv.Start(platform.WithPlatform(ctx, p)); err != nil {
+	if err := srv.Start(platform.WithPlatform(logging.WithLogger(ctx, log), p)); err != nil {
 		return 0, 0, 0, err
 	}
 	ts := httptest.NewServer(srv.Handler())
@@ -246,16 +268,27 @@ func benchStore(ctx context.Context, tmp string, env map[string]string) (concurr
 	return concurrent, median(single), median(rawSamples), nil
 }
 
-func buildBinaries(tmp string) (kitefn, base string, err error) {
-	kitefn, base = filepath.Join(tmp, "kitefn"), filepath.Join(tmp, "baseline")
-	for _, b := range []struct{ out, pkg string }{{kitefn, "."}, {base, "./tests/bench/baseline"}} {
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", b.out, b.pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", "", fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-		}
+// buildBinaries builds the baseline and kitefn with the same flags as `make build`: with every store, and as
+// the per-store images (STORE=… in the Makefile) that leave the other cloud SDK out.
+func buildBinaries(tmp string) (map[string]string, error) {
+	builds := []struct{ name, pkg, tags string }{
+		{"baseline", "./tests/bench/baseline", ""},
+		{"all", ".", ""},
+		{"bbolt", ".", "kitefn_no_firestore,kitefn_no_dynamodb"},
+		{"firestore", ".", "kitefn_no_dynamodb"},
+		{"dynamodb", ".", "kitefn_no_firestore"},
 	}
-	return kitefn, base, nil
+	out := map[string]string{}
+	for _, b := range builds {
+		path := filepath.Join(tmp, "bin-"+b.name)
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags="+b.tags, "-o", path, b.pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build %s: %v\n%s", b.name, err, msg)
+		}
+		out[b.name] = path
+	}
+	return out, nil
 }
 
 // coldStart is exec → first 200 from /health/readiness.
