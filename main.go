@@ -16,5 +16,6 @@ func main() {
 			"clusters": clusters.New,
 		},
 		Setup: platform.Setup,
+		Check: platform.Check,
 	}))
 }

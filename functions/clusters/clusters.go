@@ -82,8 +82,23 @@ func New() runtime.Handler {
 	return f
 }
 
+// CheckConfig validates the function's configuration (kitefn -check-config).
+func (f *Function) CheckConfig() error {
+	var cfg Config
+	if err := envconfig.Process("kitefn", &cfg); err != nil {
+		return fmt.Errorf("clusters configuration: %w", err)
+	}
+	if cfg.VerifyTimeout <= 0 {
+		return fmt.Errorf("KITEFN_VERIFY_TIMEOUT must be positive, got %s", cfg.VerifyTimeout)
+	}
+	return nil
+}
+
 // Start reads the config and takes the shared store, sealer, client cache and sender from the platform.
 func (f *Function) Start(ctx context.Context, _ map[string]string) error {
+	if err := f.CheckConfig(); err != nil {
+		return err
+	}
 	if err := envconfig.Process("kitefn", &f.cfg); err != nil {
 		return fmt.Errorf("clusters configuration: %w", err)
 	}

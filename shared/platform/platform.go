@@ -156,6 +156,30 @@ func Load() (Config, error) {
 	return c, c.Events.Validate()
 }
 
+// Check is the runtime.Options.Check hook: it validates the shared configuration and the encryption keys without
+// opening the store or creating any file.
+func Check(rcfg runtime.Config) error {
+	cfg, err := Load()
+	if err != nil {
+		return err
+	}
+	switch {
+	case cfg.EncryptionKey != "":
+		if _, err := kubeconfig.ParseKey(cfg.EncryptionKey); err != nil {
+			return fmt.Errorf("KITEFN_ENCRYPTION_KEY: %w", err)
+		}
+	case cfg.EncryptionKeyFile != "" || rcfg.AllMode():
+	default:
+		return errors.New("no encryption key: set KITEFN_ENCRYPTION_KEY (openssl rand -base64 32) or KITEFN_ENCRYPTION_KEY_FILE")
+	}
+	for i, s := range cfg.EncryptionOldKeys {
+		if _, err := kubeconfig.ParseKey(s); err != nil {
+			return fmt.Errorf("KITEFN_ENCRYPTION_OLD_KEYS[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
 // Setup is the runtime.Options.Setup hook: it loads the config, builds the Platform and hands it to the
 // functions' Start through the context.
 func Setup(ctx context.Context, rcfg runtime.Config, log *zap.SugaredLogger, fns []runtime.Function) (

@@ -23,6 +23,33 @@ type Options struct {
 	// Start (carrying shared resources) and a cleanup run after Stop.
 	Setup func(ctx context.Context, cfg Config, log *zap.SugaredLogger, fns []Function) (
 		context.Context, func(context.Context) error, error)
+	// Check validates the configuration Setup would use, without opening anything (`kitefn -check-config`).
+	Check func(cfg Config) error
+}
+
+// checkConfig validates everything a start would, opens nothing and listens nowhere: deploy/ tests run it on
+// every Knative Service's environment, and operators can run it before a rollout.
+func checkConfig(cfg Config, opts Options) error {
+	if !cfg.AllMode() || len(cfg.APITokens) > 0 || cfg.APITokensFile != "" {
+		if _, _, err := cfg.Tokens(); err != nil {
+			return err
+		}
+	}
+	if opts.Check != nil {
+		if err := opts.Check(cfg); err != nil {
+			return err
+		}
+	}
+	for _, name := range Names(opts.Functions) {
+		if cfg.AllMode() || name == cfg.Target {
+			if c, ok := opts.Functions[name]().(ConfigChecker); ok {
+				if err := c.CheckConfig(); err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Main runs the process and returns its exit code.
@@ -40,6 +67,14 @@ func Main(opts Options) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kitefn: %v\n", err)
 		return 2
+	}
+	if len(os.Args) > 1 && os.Args[1] == "-check-config" {
+		if err := checkConfig(cfg, opts); err != nil {
+			fmt.Fprintf(os.Stderr, "kitefn: configuration: %v\n", err)
+			return 2
+		}
+		fmt.Printf("kitefn: configuration of %s is valid\n", cfg.Target)
+		return 0
 	}
 	defer func() { _ = log.Sync() }()
 	if err := run(cfg, log, opts); err != nil {
