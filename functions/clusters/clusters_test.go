@@ -18,9 +18,9 @@ func TestRegisterGetListDelete(t *testing.T) {
 	a := startAPI(t, nil)
 	kc := kube.AdminKubeconfig()
 
-	r := a.do(http.MethodPost, "/api/v1/clusters", map[string]any{
+	r := a.Do(http.MethodPost, "/api/v1/clusters", map[string]any{
 		"name": "prod", "kubeconfig": string(kc), "labels": map[string]string{"env": "prod"},
-	}).expect(t, http.StatusCreated, "")
+	}).Expect(t, http.StatusCreated, "")
 	if r.JSON["id"] != float64(1) || r.JSON["name"] != "prod" || r.JSON["server"] != kube.URL {
 		t.Fatalf("unexpected record: %s", r.Body)
 	}
@@ -32,11 +32,11 @@ func TestRegisterGetListDelete(t *testing.T) {
 	}
 	assertNoSecrets(t, r.Body)
 
-	a.do(http.MethodPost, "/api/v1/clusters", map[string]any{
+	a.Do(http.MethodPost, "/api/v1/clusters", map[string]any{
 		"name": "dev", "kubeconfig": string(kc), "prometheusURL": "https://prom.example.com",
-	}).expect(t, http.StatusCreated, "")
+	}).Expect(t, http.StatusCreated, "")
 
-	list := a.do(http.MethodGet, "/api/v1/clusters", nil).expect(t, http.StatusOK, "")
+	list := a.Do(http.MethodGet, "/api/v1/clusters", nil).Expect(t, http.StatusOK, "")
 	items := list.JSON["items"].([]any)
 	if len(items) != 2 || items[0].(map[string]any)["name"] != "prod" || items[1].(map[string]any)["name"] != "dev" {
 		t.Fatalf("list not ordered by id: %s", list.Body)
@@ -47,16 +47,16 @@ func TestRegisterGetListDelete(t *testing.T) {
 	}
 	assertNoSecrets(t, list.Body)
 
-	byName := a.do(http.MethodGet, "/api/v1/clusters/dev", nil).expect(t, http.StatusOK, "")
-	byID := a.do(http.MethodGet, "/api/v1/clusters/2", nil).expect(t, http.StatusOK, "")
+	byName := a.Do(http.MethodGet, "/api/v1/clusters/dev", nil).Expect(t, http.StatusOK, "")
+	byID := a.Do(http.MethodGet, "/api/v1/clusters/2", nil).Expect(t, http.StatusOK, "")
 	if !bytes.Equal(byName.Body, byID.Body) {
 		t.Fatalf("by name and by id differ:\n%s\n%s", byName.Body, byID.Body)
 	}
 
-	a.do(http.MethodDelete, "/api/v1/clusters/prod", nil).expect(t, http.StatusNoContent, "")
-	a.do(http.MethodGet, "/api/v1/clusters/1", nil).expect(t, http.StatusNotFound, "not_found")
+	a.Do(http.MethodDelete, "/api/v1/clusters/prod", nil).Expect(t, http.StatusNoContent, "")
+	a.Do(http.MethodGet, "/api/v1/clusters/1", nil).Expect(t, http.StatusNotFound, "not_found")
 	// The name is free again, and the new cluster gets the next ID, never a reused one.
-	r = a.do(http.MethodPost, "/api/v1/clusters", register("prod", kc)).expect(t, http.StatusCreated, "")
+	r = a.Do(http.MethodPost, "/api/v1/clusters", register("prod", kc)).Expect(t, http.StatusCreated, "")
 	if r.JSON["id"] != float64(3) {
 		t.Fatalf("id %v, want 3", r.JSON["id"])
 	}
@@ -77,7 +77,7 @@ func TestBadInputIsRefusedAndNothingIsStored(t *testing.T) {
 	needKube(t)
 	a := startAPI(t, nil)
 	kc := kube.AdminKubeconfig()
-	a.do(http.MethodPost, "/api/v1/clusters", register("taken", kc)).expect(t, http.StatusCreated, "")
+	a.Do(http.MethodPost, "/api/v1/clusters", register("taken", kc)).Expect(t, http.StatusCreated, "")
 
 	execUser := mutate(t, kc, func(c *clientcmdapi.Config) {
 		for _, u := range c.AuthInfos {
@@ -144,20 +144,20 @@ func TestBadInputIsRefusedAndNothingIsStored(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := a.do(http.MethodPost, "/api/v1/clusters", tc.body).expect(t, tc.status, tc.code)
-			if !strings.Contains(r.message(), tc.want) {
-				t.Fatalf("message %q does not say %q", r.message(), tc.want)
+			r := a.Do(http.MethodPost, "/api/v1/clusters", tc.body).Expect(t, tc.status, tc.code)
+			if !strings.Contains(r.Message(), tc.want) {
+				t.Fatalf("message %q does not say %q", r.Message(), tc.want)
 			}
 			assertNoSecrets(t, r.Body)
-			if n := a.count(); n != 1 {
+			if n := count(t, a); n != 1 {
 				t.Fatalf("registry holds %d clusters after a refused request, want 1", n)
 			}
 		})
 	}
 
 	t.Run("wrong content type", func(t *testing.T) {
-		a.do(http.MethodPost, "/api/v1/clusters", "name: a", "Content-Type", "text/yaml").
-			expect(t, http.StatusUnsupportedMediaType, "unsupported_media_type")
+		a.Do(http.MethodPost, "/api/v1/clusters", "name: a", "Content-Type", "text/yaml").
+			Expect(t, http.StatusUnsupportedMediaType, "unsupported_media_type")
 	})
 	t.Run("unknown cluster", func(t *testing.T) {
 		for _, m := range []string{http.MethodGet, http.MethodPatch, http.MethodDelete} {
@@ -165,24 +165,24 @@ func TestBadInputIsRefusedAndNothingIsStored(t *testing.T) {
 			if m == http.MethodPatch {
 				body = map[string]any{"labels": map[string]string{}}
 			}
-			r := a.do(m, "/api/v1/clusters/ghost", body).expect(t, http.StatusNotFound, "not_found")
-			if !strings.Contains(r.message(), `"ghost"`) {
-				t.Fatalf("%s: message %q does not name the cluster", m, r.message())
+			r := a.Do(m, "/api/v1/clusters/ghost", body).Expect(t, http.StatusNotFound, "not_found")
+			if !strings.Contains(r.Message(), `"ghost"`) {
+				t.Fatalf("%s: message %q does not name the cluster", m, r.Message())
 			}
 		}
-		a.do(http.MethodPost, "/api/v1/clusters/99/verify", nil).expect(t, http.StatusNotFound, "not_found")
+		a.Do(http.MethodPost, "/api/v1/clusters/99/verify", nil).Expect(t, http.StatusNotFound, "not_found")
 	})
 	t.Run("wrong method", func(t *testing.T) {
-		r := a.do(http.MethodPut, "/api/v1/clusters", "{}").expect(t, http.StatusMethodNotAllowed, "method_not_allowed")
+		r := a.Do(http.MethodPut, "/api/v1/clusters", "{}").Expect(t, http.StatusMethodNotAllowed, "method_not_allowed")
 		if r.Header.Get("Allow") == "" {
 			t.Fatal("405 without Allow")
 		}
 	})
 	t.Run("exec plugin allowed by the operator", func(t *testing.T) {
 		b := startAPI(t, map[string]string{"KITEFN_ALLOW_EXEC_PLUGINS": "true"})
-		b.do(http.MethodPost, "/api/v1/clusters", register("eks", execUser)).expect(t, http.StatusCreated, "")
+		b.Do(http.MethodPost, "/api/v1/clusters", register("eks", execUser)).Expect(t, http.StatusCreated, "")
 	})
-	if n := a.count(); n != 1 {
+	if n := count(t, a); n != 1 {
 		t.Fatalf("registry holds %d clusters, want 1", n)
 	}
 }
@@ -220,39 +220,39 @@ func TestUpdate(t *testing.T) {
 	needKube(t)
 	a := startAPI(t, nil)
 	kc := kube.AdminKubeconfig()
-	a.do(http.MethodPost, "/api/v1/clusters", register("one", kc)).expect(t, http.StatusCreated, "")
-	a.do(http.MethodPost, "/api/v1/clusters", register("two", kc)).expect(t, http.StatusCreated, "")
+	a.Do(http.MethodPost, "/api/v1/clusters", register("one", kc)).Expect(t, http.StatusCreated, "")
+	a.Do(http.MethodPost, "/api/v1/clusters", register("two", kc)).Expect(t, http.StatusCreated, "")
 
-	r := a.do(http.MethodPatch, "/api/v1/clusters/one", map[string]any{
+	r := a.Do(http.MethodPatch, "/api/v1/clusters/one", map[string]any{
 		"name": "uno", "prometheusURL": "http://prometheus.example:9090", "labels": map[string]string{"tier": "gold"},
-	}).expect(t, http.StatusOK, "")
+	}).Expect(t, http.StatusOK, "")
 	if r.JSON["name"] != "uno" || r.JSON["version"] != float64(2) {
 		t.Fatalf("rename not applied: %s", r.Body)
 	}
-	a.do(http.MethodGet, "/api/v1/clusters/one", nil).expect(t, http.StatusNotFound, "not_found")
-	a.do(http.MethodGet, "/api/v1/clusters/uno", nil).expect(t, http.StatusOK, "")
+	a.Do(http.MethodGet, "/api/v1/clusters/one", nil).Expect(t, http.StatusNotFound, "not_found")
+	a.Do(http.MethodGet, "/api/v1/clusters/uno", nil).Expect(t, http.StatusOK, "")
 
 	// Stale compare-and-set, in the body and as If-Match: 409, nothing changed.
-	a.do(http.MethodPatch, "/api/v1/clusters/uno", map[string]any{"name": "x", "version": 1}).
-		expect(t, http.StatusConflict, "conflict")
-	a.do(http.MethodPatch, "/api/v1/clusters/uno", map[string]any{"name": "x"}, "If-Match", `"1"`).
-		expect(t, http.StatusConflict, "conflict")
-	a.do(http.MethodPatch, "/api/v1/clusters/uno", map[string]any{"name": "two"}).
-		expect(t, http.StatusConflict, "conflict")
-	a.do(http.MethodPatch, "/api/v1/clusters/uno", map[string]any{"name": "Bad_Name"}).
-		expect(t, http.StatusBadRequest, "invalid_name")
-	a.do(http.MethodPatch, "/api/v1/clusters/uno", map[string]any{"kubeconfig": "garbage: ["}).
-		expect(t, http.StatusBadRequest, "invalid_kubeconfig")
-	got := a.do(http.MethodGet, "/api/v1/clusters/uno", nil).expect(t, http.StatusOK, "")
+	a.Do(http.MethodPatch, "/api/v1/clusters/uno", map[string]any{"name": "x", "version": 1}).
+		Expect(t, http.StatusConflict, "conflict")
+	a.Do(http.MethodPatch, "/api/v1/clusters/uno", map[string]any{"name": "x"}, "If-Match", `"1"`).
+		Expect(t, http.StatusConflict, "conflict")
+	a.Do(http.MethodPatch, "/api/v1/clusters/uno", map[string]any{"name": "two"}).
+		Expect(t, http.StatusConflict, "conflict")
+	a.Do(http.MethodPatch, "/api/v1/clusters/uno", map[string]any{"name": "Bad_Name"}).
+		Expect(t, http.StatusBadRequest, "invalid_name")
+	a.Do(http.MethodPatch, "/api/v1/clusters/uno", map[string]any{"kubeconfig": "garbage: ["}).
+		Expect(t, http.StatusBadRequest, "invalid_kubeconfig")
+	got := a.Do(http.MethodGet, "/api/v1/clusters/uno", nil).Expect(t, http.StatusOK, "")
 	if got.JSON["version"] != float64(2) {
 		t.Fatalf("refused updates changed the record: %s", got.Body)
 	}
 
 	// Rotating the kubeconfig with the current version; clearing the prometheus URL makes it pending again.
 	viewer := kube.Kubeconfig(harness.ViewerUser)
-	r = a.do(http.MethodPatch, "/api/v1/clusters/uno", map[string]any{
+	r = a.Do(http.MethodPatch, "/api/v1/clusters/uno", map[string]any{
 		"kubeconfig": string(viewer), "prometheusURL": "", "version": 2,
-	}).expect(t, http.StatusOK, "")
+	}).Expect(t, http.StatusOK, "")
 	if r.JSON["version"] != float64(3) || r.JSON["prometheus"].(map[string]any)["status"] != "pending" {
 		t.Fatalf("rotation not applied: %s", r.Body)
 	}
@@ -263,9 +263,9 @@ func TestVerify(t *testing.T) {
 	needKube(t)
 	a := startAPI(t, nil)
 	kc := kube.AdminKubeconfig()
-	a.do(http.MethodPost, "/api/v1/clusters?verify=true", register("live", kc)).expect(t, http.StatusCreated, "")
+	a.Do(http.MethodPost, "/api/v1/clusters?verify=true", register("live", kc)).Expect(t, http.StatusCreated, "")
 
-	r := a.do(http.MethodPost, "/api/v1/clusters/live/verify", nil).expect(t, http.StatusOK, "")
+	r := a.Do(http.MethodPost, "/api/v1/clusters/live/verify", nil).Expect(t, http.StatusOK, "")
 	if v := r.JSON["version"].(map[string]any); v["gitVersion"] != "v1.37.2" {
 		t.Fatalf("gitVersion %v, want v1.37.2", v["gitVersion"])
 	}
@@ -275,18 +275,18 @@ func TestVerify(t *testing.T) {
 			cl.Server = "https://127.0.0.1:1"
 		}
 	})
-	r = a.do(http.MethodPost, "/api/v1/clusters?verify=true", register("dead", dead)).
-		expect(t, http.StatusUnprocessableEntity, "cluster_unreachable")
-	if !strings.Contains(r.message(), "127.0.0.1:1") {
-		t.Fatalf("message %q does not name the server", r.message())
+	r = a.Do(http.MethodPost, "/api/v1/clusters?verify=true", register("dead", dead)).
+		Expect(t, http.StatusUnprocessableEntity, "cluster_unreachable")
+	if !strings.Contains(r.Message(), "127.0.0.1:1") {
+		t.Fatalf("message %q does not name the server", r.Message())
 	}
-	if n := a.count(); n != 1 {
+	if n := count(t, a); n != 1 {
 		t.Fatalf("a cluster that failed verification was stored (%d clusters)", n)
 	}
 	// Without verify it is stored, and /verify then reports it unreachable.
-	a.do(http.MethodPost, "/api/v1/clusters", register("dead", dead)).expect(t, http.StatusCreated, "")
-	a.do(http.MethodPost, "/api/v1/clusters/dead/verify", nil).expect(t, http.StatusBadGateway, "cluster_unreachable")
-	a.do(http.MethodPost, "/api/v1/clusters?verify=maybe", register("x", kc)).expect(t, http.StatusBadRequest, "bad_request")
+	a.Do(http.MethodPost, "/api/v1/clusters", register("dead", dead)).Expect(t, http.StatusCreated, "")
+	a.Do(http.MethodPost, "/api/v1/clusters/dead/verify", nil).Expect(t, http.StatusBadGateway, "cluster_unreachable")
+	a.Do(http.MethodPost, "/api/v1/clusters?verify=maybe", register("x", kc)).Expect(t, http.StatusBadRequest, "bad_request")
 }
 
 func TestImport(t *testing.T) {
@@ -305,10 +305,10 @@ func TestImport(t *testing.T) {
 		c.Contexts["arn:aws:eks:eu-west-1:1234:cluster/prod"] = &clientcmdapi.Context{Cluster: base.Cluster, AuthInfo: "eks"}
 		c.Contexts["taken"] = &clientcmdapi.Context{Cluster: base.Cluster, AuthInfo: base.AuthInfo}
 	})
-	a.do(http.MethodPost, "/api/v1/clusters", register("taken", kube.AdminKubeconfig())).expect(t, http.StatusCreated, "")
+	a.Do(http.MethodPost, "/api/v1/clusters", register("taken", kube.AdminKubeconfig())).Expect(t, http.StatusCreated, "")
 
-	r := a.do(http.MethodPost, "/api/v1/clusters/import", map[string]any{"kubeconfig": string(kc)}).
-		expect(t, http.StatusOK, "")
+	r := a.Do(http.MethodPost, "/api/v1/clusters/import", map[string]any{"kubeconfig": string(kc)}).
+		Expect(t, http.StatusOK, "")
 	results := map[string]map[string]any{}
 	for _, x := range r.JSON["results"].([]any) {
 		res := x.(map[string]any)
@@ -328,21 +328,21 @@ func TestImport(t *testing.T) {
 		t.Fatalf("taken context: %v", s)
 	}
 	assertNoSecrets(t, r.Body)
-	if n := a.count(); n != 3 {
+	if n := count(t, a); n != 3 {
 		t.Fatalf("%d clusters after import, want 3", n)
 	}
 
 	// A subset, with a name mapping.
-	r = a.do(http.MethodPost, "/api/v1/clusters/import", map[string]any{"kubeconfig": string(kc),
-		"contexts": []string{"taken"}, "names": map[string]string{"taken": "copy"}}).expect(t, http.StatusOK, "")
+	r = a.Do(http.MethodPost, "/api/v1/clusters/import", map[string]any{"kubeconfig": string(kc),
+		"contexts": []string{"taken"}, "names": map[string]string{"taken": "copy"}}).Expect(t, http.StatusOK, "")
 	if r.JSON["created"] != float64(1) {
 		t.Fatalf("subset import: %s", r.Body)
 	}
-	a.do(http.MethodPost, "/api/v1/clusters/import", map[string]any{"kubeconfig": string(kc),
-		"contexts": []string{"nope"}}).expect(t, http.StatusBadRequest, "invalid_kubeconfig")
-	a.do(http.MethodPost, "/api/v1/clusters/import", map[string]any{"kubeconfig": "{{"}).
-		expect(t, http.StatusBadRequest, "invalid_kubeconfig")
-	if n := a.count(); n != 4 {
+	a.Do(http.MethodPost, "/api/v1/clusters/import", map[string]any{"kubeconfig": string(kc),
+		"contexts": []string{"nope"}}).Expect(t, http.StatusBadRequest, "invalid_kubeconfig")
+	a.Do(http.MethodPost, "/api/v1/clusters/import", map[string]any{"kubeconfig": "{{"}).
+		Expect(t, http.StatusBadRequest, "invalid_kubeconfig")
+	if n := count(t, a); n != 4 {
 		t.Fatalf("%d clusters, want 4", n)
 	}
 }

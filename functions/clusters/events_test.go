@@ -70,10 +70,10 @@ func TestEventsToKSink(t *testing.T) {
 		"K_CE_OVERRIDES": `{"extensions":{"kitefnenv":"test"}}`})
 	kc := kube.AdminKubeconfig()
 
-	a.do(http.MethodPost, "/api/v1/clusters", register("evt", kc)).expect(t, http.StatusCreated, "")
-	a.do(http.MethodPatch, "/api/v1/clusters/evt", map[string]any{"labels": map[string]string{"a": "b"}}).
-		expect(t, http.StatusOK, "")
-	a.do(http.MethodDelete, "/api/v1/clusters/evt", nil).expect(t, http.StatusNoContent, "")
+	a.Do(http.MethodPost, "/api/v1/clusters", register("evt", kc)).Expect(t, http.StatusCreated, "")
+	a.Do(http.MethodPatch, "/api/v1/clusters/evt", map[string]any{"labels": map[string]string{"a": "b"}}).
+		Expect(t, http.StatusOK, "")
+	a.Do(http.MethodDelete, "/api/v1/clusters/evt", nil).Expect(t, http.StatusNoContent, "")
 
 	got := s.events()
 	wantTypes := []string{events.TypeClusterCreated, events.TypeClusterUpdated, events.TypeClusterDeleted}
@@ -113,8 +113,8 @@ func TestEventRetriedThenDelivered(t *testing.T) {
 	s := startSink(t)
 	s.failures.Store(2)
 	a := startAPI(t, map[string]string{"K_SINK": s.URL})
-	r := a.do(http.MethodPost, "/api/v1/clusters", register("retry", kube.AdminKubeconfig())).
-		expect(t, http.StatusCreated, "")
+	r := a.Do(http.MethodPost, "/api/v1/clusters", register("retry", kube.AdminKubeconfig())).
+		Expect(t, http.StatusCreated, "")
 	if r.JSON["warnings"] != nil {
 		t.Fatalf("warnings after a delivery that succeeded on retry: %s", r.Body)
 	}
@@ -135,13 +135,13 @@ func TestSinkDownKeepsRegistration(t *testing.T) {
 	dead := "http://" + ln.Addr().String()
 	ln.Close()
 	a := startAPI(t, map[string]string{"K_SINK": dead, "KITEFN_EVENT_ATTEMPTS": "2"})
-	r := a.do(http.MethodPost, "/api/v1/clusters", register("lonely", kube.AdminKubeconfig())).
-		expect(t, http.StatusCreated, "")
+	r := a.Do(http.MethodPost, "/api/v1/clusters", register("lonely", kube.AdminKubeconfig())).
+		Expect(t, http.StatusCreated, "")
 	w, _ := r.JSON["warnings"].([]any)
 	if len(w) != 1 || !strings.Contains(w[0].(string), events.TypeClusterCreated) {
 		t.Fatalf("want one warning naming the undelivered event: %s", r.Body)
 	}
-	if n := a.count(); n != 1 {
+	if n := count(t, a); n != 1 {
 		t.Fatalf("registration lost after a failed event (%d clusters)", n)
 	}
 }
@@ -174,8 +174,8 @@ func TestEventsInProcessInAllMode(t *testing.T) {
 	needKube(t)
 	c := &consumer{}
 	a := startAPI(t, nil, runtime.Function{Name: "consumer", Value: c})
-	a.do(http.MethodPost, "/api/v1/clusters", register("local", kube.AdminKubeconfig())).
-		expect(t, http.StatusCreated, "")
+	a.Do(http.MethodPost, "/api/v1/clusters", register("local", kube.AdminKubeconfig())).
+		Expect(t, http.StatusCreated, "")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c.mu.Lock()

@@ -16,11 +16,11 @@ import (
 func TestUpdateThroughAnotherReplica(t *testing.T) {
 	needKube(t)
 	a := startAPI(t, map[string]string{"KITEFN_CLIENT_REVALIDATE": "200ms"})
-	b := serve(t, []runtime.Function{{Name: "clusters", Value: clusters.New()}}, a.plat)
+	b := a.Replica(t, runtime.Function{Name: "clusters", Value: clusters.New()})
 
-	a.do(http.MethodPost, "/api/v1/clusters", register("shared", kube.AdminKubeconfig())).expect(t, http.StatusCreated, "")
+	a.Do(http.MethodPost, "/api/v1/clusters", register("shared", kube.AdminKubeconfig())).Expect(t, http.StatusCreated, "")
 	ctx := t.Context()
-	c, err := a.plat.Clients.Client(ctx, "shared")
+	c, err := a.Platform.Clients.Client(ctx, "shared")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,13 +28,13 @@ func TestUpdateThroughAnotherReplica(t *testing.T) {
 		t.Fatalf("admin client cannot list secrets: %v", err)
 	}
 
-	b.do(http.MethodPatch, "/api/v1/clusters/shared", map[string]any{
+	b.Do(http.MethodPatch, "/api/v1/clusters/shared", map[string]any{
 		"kubeconfig": string(kube.Kubeconfig(harness.ViewerUser)),
-	}).expect(t, http.StatusOK, "")
+	}).Expect(t, http.StatusOK, "")
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err = a.plat.Clients.Client(ctx, "shared")
+		c, err = a.Platform.Clients.Client(ctx, "shared")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,10 +50,10 @@ func TestUpdateThroughAnotherReplica(t *testing.T) {
 		t.Fatal("after rotation to the viewer kubeconfig, listing secrets still works: old credentials in use")
 	}
 
-	b.do(http.MethodDelete, "/api/v1/clusters/shared", nil).expect(t, http.StatusNoContent, "")
+	b.Do(http.MethodDelete, "/api/v1/clusters/shared", nil).Expect(t, http.StatusNoContent, "")
 	deadline = time.Now().Add(10 * time.Second)
 	for {
-		if _, err := a.plat.Clients.Client(ctx, "1"); err != nil {
+		if _, err := a.Platform.Clients.Client(ctx, "1"); err != nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -87,8 +87,8 @@ func TestStoreUnavailable(t *testing.T) {
 		{http.MethodPost, "/api/v1/clusters", register("x", kube.AdminKubeconfig())},
 		{http.MethodGet, "/api/v1/clusters/x", nil},
 	} {
-		r := a.do(tc.method, tc.path, tc.body).expect(t, http.StatusServiceUnavailable, "store_unavailable")
-		if msg := r.message(); !contains(msg, "dynamodb") {
+		r := a.Do(tc.method, tc.path, tc.body).Expect(t, http.StatusServiceUnavailable, "store_unavailable")
+		if msg := r.Message(); !contains(msg, "dynamodb") {
 			t.Fatalf("%s %s: message %q does not name the backend", tc.method, tc.path, msg)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,6 +71,29 @@ type Client struct {
 	Kubernetes kubernetes.Interface
 	Dynamic    dynamic.Interface
 	Metadata   metadata.Interface
+
+	mu       sync.Mutex
+	attached map[any]any
+}
+
+// Attached returns the value kept on this client under key, building it on first use. Functions hang their
+// per-cluster caches here (a RESTMapper, a CRD resolver): they live exactly as long as the client, so a new
+// kubeconfig or a deleted cluster drops them too.
+func (c *Client) Attached(key any, build func(*Client) (any, error)) (any, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.attached[key]; ok {
+		return v, nil
+	}
+	v, err := build(c)
+	if err != nil {
+		return nil, err
+	}
+	if c.attached == nil {
+		c.attached = map[any]any{}
+	}
+	c.attached[key] = v
+	return v, nil
 }
 
 // NotFoundError is returned for a cluster reference that matches no registered cluster.
