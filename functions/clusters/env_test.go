@@ -1,11 +1,7 @@
 package clusters_test
 
 import (
-	"context"
-	"flag"
-	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 
@@ -25,21 +21,7 @@ const testToken = "test-token-0123456789abcdef"
 // kube is the real kube-apiserver every test in this package shares.
 var kube *harness.Cluster
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if testing.Short() {
-		os.Exit(m.Run())
-	}
-	c, err := harness.Start(context.Background())
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting kube-apiserver: %v\n", err)
-		os.Exit(1)
-	}
-	kube = c
-	code := m.Run()
-	c.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { harness.Main(m, &kube) }
 
 func needKube(t *testing.T) {
 	t.Helper()

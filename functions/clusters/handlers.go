@@ -423,20 +423,7 @@ func decodeRequest(w http.ResponseWriter, r *http.Request, v any) (verify bool, 
 	if err := httpapi.DecodeJSON(w, r, httpapi.MaxBodyBytes, v); err != nil {
 		return false, err
 	}
-	return boolParam(r, "verify")
-}
-
-func boolParam(r *http.Request, name string) (bool, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return false, nil
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
-			"query parameter %s must be true or false, got %q", name, v)
-	}
-	return b, nil
+	return httpapi.BoolParam(r, "verify")
 }
 
 // expectedVersion reads the caller's compare-and-set version from the body or an If-Match header ("3" or "\"3\"").

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -62,4 +63,18 @@ func decodeError(err error, limit int64) error {
 		return Errorf(http.StatusBadRequest, CodeBadRequest, "unknown field %q", field).WithField(field)
 	}
 	return Errorf(http.StatusBadRequest, CodeBadRequest, "request body is not valid: %v", fmt.Sprint(err))
+}
+
+// BoolParam reads an optional true/false query parameter; anything else is a 400 naming it.
+func BoolParam(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, Errorf(http.StatusBadRequest, CodeBadRequest,
+			"query parameter %s must be true or false, got %q", name, v).WithField(name)
+	}
+	return b, nil
 }

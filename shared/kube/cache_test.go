@@ -3,9 +3,6 @@ package kube
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -23,22 +20,7 @@ import (
 
 var kube *harness.Cluster
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() {
-		c, err := harness.Start(context.Background())
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "starting kube-apiserver: %v\n", err)
-			os.Exit(1)
-		}
-		kube = c
-	}
-	code := m.Run()
-	if kube != nil {
-		kube.Stop()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { harness.Main(m, &kube) }
 
 // countingRegistry counts registry reads, to show what the cache saves.
 type countingRegistry struct {

@@ -50,7 +50,7 @@ contexts:
 `
 
 func main() {
-	only := flag.String("only", "", "run one part: stores or coldstart")
+	only := flag.String("only", "", "run one part: stores, coldstart or resources")
 	flag.Parse()
 	if err := run(context.Background(), *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -65,13 +65,20 @@ func run(ctx context.Context, only string) error {
 	}
 	defer os.RemoveAll(tmp)
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	if only != "coldstart" {
-		if err := benchStores(ctx, tmp, w); err != nil {
-			return err
-		}
+	parts := []struct {
+		name string
+		run  func() error
+	}{
+		{"stores", func() error { return benchStores(ctx, tmp, w) }},
+		{"coldstart", func() error { return benchColdStart(tmp, w) }},
+		{"resources", func() error { return benchResources(ctx, tmp, w) }},
 	}
-	if only != "stores" {
-		return benchColdStart(tmp, w)
+	for _, p := range parts {
+		if only == "" || only == p.name {
+			if err := p.run(); err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+		}
 	}
 	return nil
 }
