@@ -361,3 +361,17 @@ func TestNameFromContext(t *testing.T) {
 		}
 	}
 }
+
+// Deployed alone (FUNCTION_TARGET=clusters), the function gets every request itself: routes with path values
+// must work there too, not only behind the one-process router.
+func TestDeployedAlone(t *testing.T) {
+	needKube(t)
+	a := startAPI(t, map[string]string{"FUNCTION_TARGET": "clusters"})
+	a.Do(http.MethodPost, "/api/v1/clusters", register("solo", kube.AdminKubeconfig())).Expect(t, http.StatusCreated, "")
+	r := a.Do(http.MethodGet, "/api/v1/clusters/solo", nil).Expect(t, http.StatusOK, "")
+	if r.JSON["name"] != "solo" {
+		t.Fatalf("get by name when deployed alone: %s", r.Body)
+	}
+	a.Do(http.MethodPost, "/api/v1/clusters/solo/verify", nil).Expect(t, http.StatusOK, "")
+	a.Do(http.MethodDelete, "/api/v1/clusters/1", nil).Expect(t, http.StatusNoContent, "")
+}

@@ -37,7 +37,7 @@ func (m *Mux) Paths() []string {
 func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h, pattern := m.mux.Handler(r)
 	if pattern != "" {
-		h.ServeHTTP(w, r)
+		m.mux.ServeHTTP(w, r) // not h: only ServeHTTP sets the request's path values
 		return
 	}
 	// No match: let the standard mux decide between 404 and 405 (it knows the Allow list), then answer in JSON.

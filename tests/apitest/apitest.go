@@ -12,7 +12,9 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap/zaptest"
@@ -27,15 +29,20 @@ import (
 // Token is the bearer token test servers accept.
 const Token = "test-token-0123456789abcdef"
 
+// EncryptionKey seals kubeconfigs in test servers (a deployed function must be given one).
+const EncryptionKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
 // Server is one running kitefn process's worth of functions (a "replica").
 type Server struct {
 	t        testing.TB
 	URL      string
 	Platform *platform.Platform
+	// Hits counts the requests the server received (a retry shows as one more).
+	Hits atomic.Int64
 }
 
-// Start runs fns in one-process mode over a bbolt file in a temp dir. env sets or overrides KITEFN_*
-// variables (t.Setenv: such tests cannot run in parallel).
+// Start runs fns over a bbolt file in a temp dir, in one-process mode unless env sets FUNCTION_TARGET. env sets
+// or overrides variables (t.Setenv: such tests cannot run in parallel).
 func Start(t *testing.T, env map[string]string, fns ...runtime.Function) *Server {
 	t.Helper()
 	dir := t.TempDir()
@@ -49,6 +56,8 @@ func Start(t *testing.T, env map[string]string, fns ...runtime.Function) *Server
 		"KITEFN_CLIENT_REVALIDATE":  "30s",
 		"K_SINK":                    "",
 		"KITEFN_ALLOW_EXEC_PLUGINS": "false",
+		"KITEFN_ENCRYPTION_KEY":     EncryptionKey,
+		"KITEFN_PROMETHEUS_URLS":    "",
 	}
 	for k, v := range env {
 		base[k] = v
@@ -98,9 +107,21 @@ func serve(t *testing.T, fns []runtime.Function, share *platform.Platform) *Serv
 	if err := srv.Start(platform.WithPlatform(ctx, p)); err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	return &Server{t: t, URL: ts.URL, Platform: p}
+	out := &Server{t: t, Platform: p}
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out.Hits.Add(1)
+		srv.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		ts.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := srv.Stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	out.URL = ts.URL
+	return out
 }
 
 // AddCluster registers a cluster straight in the registry (sealed as the clusters function would), for tests
@@ -128,7 +149,8 @@ type Response struct {
 }
 
 // Do calls the server with the test token. body may be nil, []byte, a string or anything JSON-encodable; hdr
-// are header name/value pairs (a Content-Type there replaces the JSON default).
+// are header name/value pairs (a Content-Type there replaces the JSON default; an empty value removes a
+// header, e.g. Authorization).
 func (s *Server) Do(method, path string, body any, hdr ...string) Response {
 	s.t.Helper()
 	var rd io.Reader
@@ -154,6 +176,10 @@ func (s *Server) Do(method, path string, body any, hdr ...string) Response {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			req.Header.Del(hdr[i])
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	res, err := http.DefaultClient.Do(req)
