@@ -3,7 +3,6 @@ package clusters
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -308,19 +307,9 @@ func (f *Function) verifyKubeconfig(ctx context.Context, kc []byte) error {
 	return nil
 }
 
-// lookup finds a cluster by ID (all digits) or name.
+// lookup finds a cluster by ID or name (404 naming it when unknown).
 func (f *Function) lookup(ctx context.Context, ref string) (*store.Cluster, error) {
-	var rec *store.Cluster
-	var err error
-	if id, perr := strconv.ParseUint(ref, 10, 64); perr == nil {
-		rec, err = f.reg.Get(ctx, id)
-	} else {
-		rec, err = f.reg.GetByName(ctx, ref)
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound, "cluster %q not found", ref)
-	}
-	return rec, err
+	return kube.Lookup(ctx, f.reg, ref)
 }
 
 func (f *Function) parseKubeconfig(raw, context string) (kubeconfig.Context, error) {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/kitefn/kitefn/shared/httpapi"
+	"github.com/kitefn/kitefn/shared/store"
 )
 
 // Clients is what the selection middleware needs: a client by cluster name or ID.
@@ -63,4 +65,20 @@ func Select(clients Clients, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(WithClient(r.Context(), c)))
 	})
+}
+
+// Lookup finds a registered cluster by ID (all digits; names never are) or by name; an unknown one is a 404
+// naming it.
+func Lookup(ctx context.Context, reg Registry, ref string) (*store.Cluster, error) {
+	var rec *store.Cluster
+	var err error
+	if id, perr := strconv.ParseUint(ref, 10, 64); perr == nil {
+		rec, err = reg.Get(ctx, id)
+	} else {
+		rec, err = reg.GetByName(ctx, ref)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound, "cluster %q not found", ref)
+	}
+	return rec, err
 }
