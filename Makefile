@@ -47,3 +47,21 @@ bench: tools
 
 clean:
 	rm -rf bin
+
+# image builds and pushes the container image for one store with ko (github.com/google/ko, run from the Go
+# module proxy at a pinned version; no Docker needed): a static binary (CGO_ENABLED=0, the STORE tags above)
+# on distroless/static, as non-root. KO_DOCKER_REPO is where it goes (ko.local = the local Docker daemon). It
+# prints the image reference by digest, for the overlay (the README, "Deploy to Knative"):
+#   ref=$(make -s image STORE=firestore KO_DOCKER_REPO=…)
+#   (cd deploy/overlays/firestore && kustomize edit set image kitefn=$ref)
+# The Dockerfile builds the same image with Docker: docker build --build-arg STORE=firestore .
+KO_VERSION      ?= v0.19.1
+KO              ?= $(GO) run github.com/google/ko@$(KO_VERSION)
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+KO_FLAGS        ?=
+
+.PHONY: image
+image:
+	@test -n "$(KO_DOCKER_REPO)" || { echo "make image: set KO_DOCKER_REPO, e.g. ghcr.io/you/kitefn (or ko.local)" >&2; exit 2; }
+	@KO_CONFIG_PATH=deploy/ko.yaml KO_DOCKER_REPO='$(KO_DOCKER_REPO)' KITEFN_BUILD_TAGS='$(TAGS_$(STORE))' \
+	  $(KO) build --bare --tags='$(STORE)' --platform='$(IMAGE_PLATFORMS)' $(KO_FLAGS) .

@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/kitefn/kitefn/functions/clusters"
+	"github.com/kitefn/kitefn/functions/discovery"
+	"github.com/kitefn/kitefn/functions/resources"
 	"github.com/kitefn/kitefn/shared/platform"
 	"github.com/kitefn/kitefn/shared/runtime"
 )
@@ -13,7 +15,9 @@ import (
 func main() {
 	os.Exit(runtime.Main(runtime.Options{
 		Functions: map[string]func() runtime.Handler{
-			"clusters": clusters.New,
+			"clusters":  clusters.New,
+			"discovery": discovery.New,
+			"resources": resources.New,
 		},
 		Setup: platform.Setup,
 		Check: platform.Check,

@@ -163,6 +163,11 @@ func Check(rcfg runtime.Config) error {
 	if err != nil {
 		return err
 	}
+	if (cfg.Store.Store == backend.Firestore && !backend.FirestoreBuilt) ||
+		(cfg.Store.Store == backend.DynamoDB && !backend.DynamoDBBuilt) {
+		return fmt.Errorf("KITEFN_STORE=%s: this binary was built without it (make build STORE=%s)",
+			cfg.Store.Store, cfg.Store.Store)
+	}
 	switch {
 	case cfg.EncryptionKey != "":
 		if _, err := kubeconfig.ParseKey(cfg.EncryptionKey); err != nil {
