@@ -1,71 +1,25 @@
 package clusters_test
 
 import (
-	"context"
 	"encoding/json"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/kitefn/kitefn/events"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/runtime"
+	"github.com/kitefn/kitefn/tests/apitest"
 )
-
-// sink is a real CloudEvents HTTP receiver (the SDK's own) on loopback, as a Broker would be.
-type sink struct {
-	URL      string
-	mu       sync.Mutex
-	received []cloudevents.Event
-	failures atomic.Int32 // answer 503 this many times first
-	attempts atomic.Int32
-}
-
-func startSink(t *testing.T) *sink {
-	t.Helper()
-	s := &sink{}
-	p, err := cehttp.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	recv, err := cloudevents.NewHTTPReceiveHandler(context.Background(), p, func(e cloudevents.Event) {
-		s.mu.Lock()
-		s.received = append(s.received, e)
-		s.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.attempts.Add(1)
-		if s.failures.Add(-1) >= 0 {
-			http.Error(w, "try later", http.StatusServiceUnavailable)
-			return
-		}
-		recv.ServeHTTP(w, r)
-	}))
-	t.Cleanup(ts.Close)
-	s.URL = ts.URL
-	return s
-}
-
-func (s *sink) events() []cloudevents.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]cloudevents.Event(nil), s.received...)
-}
 
 func TestEventsToKSink(t *testing.T) {
 	needKube(t)
-	s := startSink(t)
+	s := apitest.StartSink(t)
 	a := startAPI(t, map[string]string{"K_SINK": s.URL,
 		"K_CE_OVERRIDES": `{"extensions":{"kitefnenv":"test"}}`})
 	kc := kube.AdminKubeconfig()
@@ -75,7 +29,7 @@ func TestEventsToKSink(t *testing.T) {
 		Expect(t, http.StatusOK, "")
 	a.Do(http.MethodDelete, "/api/v1/clusters/evt", nil).Expect(t, http.StatusNoContent, "")
 
-	got := s.events()
+	got := s.Events()
 	wantTypes := []string{events.TypeClusterCreated, events.TypeClusterUpdated, events.TypeClusterDeleted}
 	if len(got) != len(wantTypes) {
 		t.Fatalf("sink received %d events, want %d", len(got), len(wantTypes))
@@ -110,18 +64,18 @@ func TestEventsToKSink(t *testing.T) {
 
 func TestEventRetriedThenDelivered(t *testing.T) {
 	needKube(t)
-	s := startSink(t)
-	s.failures.Store(2)
+	s := apitest.StartSink(t)
+	s.Failures.Store(2)
 	a := startAPI(t, map[string]string{"K_SINK": s.URL})
 	r := a.Do(http.MethodPost, "/api/v1/clusters", register("retry", kube.AdminKubeconfig())).
 		Expect(t, http.StatusCreated, "")
 	if r.JSON["warnings"] != nil {
 		t.Fatalf("warnings after a delivery that succeeded on retry: %s", r.Body)
 	}
-	if n := s.attempts.Load(); n != 3 {
+	if n := s.Attempts.Load(); n != 3 {
 		t.Fatalf("%d delivery attempts, want 3 (two 503s, then success)", n)
 	}
-	if n := len(s.events()); n != 1 {
+	if n := len(s.Events()); n != 1 {
 		t.Fatalf("%d events received, want 1", n)
 	}
 }

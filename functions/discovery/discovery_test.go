@@ -19,6 +19,7 @@ import (
 	"github.com/kitefn/kitefn/shared/prometheus"
 	"github.com/kitefn/kitefn/shared/prometheus/prometheustest"
 	"github.com/kitefn/kitefn/shared/store"
+	"github.com/kitefn/kitefn/tests/apitest"
 	"github.com/kitefn/kitefn/tests/harness"
 	"github.com/kitefn/kitefn/tests/netns"
 )
@@ -34,7 +35,7 @@ func TestFoundByName(t *testing.T) {
 	fake := w.prom(netns.ServiceSpec{Namespace: "monitoring", Name: "prometheus-server", Port: 80, TargetPort: 9090,
 		PortName: "http"})
 	fake.Version = "2.55.1"
-	sk := startSink(t)
+	sk := apitest.StartSink(t)
 	s := deploy(t, map[string]string{"K_SINK": sk.URL})
 	rec := s.register("prod", store.Prometheus{})
 
@@ -74,7 +75,7 @@ func TestFoundByName(t *testing.T) {
 		t.Fatalf("query through the saved URL: %v %v", vec, err)
 	}
 
-	evs := sk.events()
+	evs := sk.Events()
 	if len(evs) != 1 || evs[0].Type() != events.TypePrometheusDiscovered || evs[0].Source() != events.SourceDiscovery ||
 		evs[0].Subject() != strconv.FormatUint(rec.ID, 10) {
 		t.Fatalf("sink got %d events: %v", len(evs), evs)

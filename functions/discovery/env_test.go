@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"net/http/httptest"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kitefn/kitefn/events"
@@ -198,40 +195,6 @@ func createdEvent(t *testing.T, rec *store.Cluster) cloudevents.Event {
 		t.Fatal(err)
 	}
 	return e
-}
-
-// sink is a CloudEvents receiver on loopback (the SDK's own), standing in for a Broker.
-type sink struct {
-	URL      string
-	mu       sync.Mutex
-	received []cloudevents.Event
-}
-
-func startSink(t *testing.T) *sink {
-	t.Helper()
-	s := &sink{}
-	p, err := cehttp.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := cloudevents.NewHTTPReceiveHandler(context.Background(), p, func(e cloudevents.Event) {
-		s.mu.Lock()
-		s.received = append(s.received, e)
-		s.mu.Unlock()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(h)
-	t.Cleanup(ts.Close)
-	s.URL = ts.URL
-	return s
-}
-
-func (s *sink) events() []cloudevents.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]cloudevents.Event(nil), s.received...)
 }
 
 // assertNoSecrets fails if a body carries the test cluster's credentials or a kubeconfig.
