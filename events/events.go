@@ -24,7 +24,9 @@ const (
 )
 
 // ClusterTypes lists the cluster lifecycle event types.
-var ClusterTypes = []string{TypeClusterCreated, TypeClusterUpdated, TypeClusterDeleted}
+func ClusterTypes() []string {
+	return []string{TypeClusterCreated, TypeClusterUpdated, TypeClusterDeleted}
+}
 
 // ClusterData is the data of every cluster event: the public cluster record (store.Cluster never serialises its
 // kubeconfig) and, for updates, which fields changed so receivers can ignore what they don't care about.

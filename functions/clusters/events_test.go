@@ -106,7 +106,7 @@ type consumer struct {
 	got []cloudevents.Event
 }
 
-func (c *consumer) ConsumesEvents() []string { return events.ClusterTypes }
+func (c *consumer) ConsumesEvents() []string { return events.ClusterTypes() }
 func (c *consumer) Routes() []string         { return []string{"/test/consumer"} }
 func (c *consumer) Handle(w http.ResponseWriter, r *http.Request) {
 	if !runtime.IsCloudEvent(r) {

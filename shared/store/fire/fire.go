@@ -46,8 +46,9 @@ const (
 // take 3-10 s while one create takes ~10-25 ms.
 const maxAttempts = 100
 
-// prefixPattern keeps collection IDs valid: no "/", not "." or "..", not "__…__".
-var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$`)
+// prefixPattern keeps collection IDs valid: no "/", not "." or "..", not "__…__". Compiled in Open, not at
+// package init: its bounded repetition makes a large program, and init time is cold-start time.
+const prefixPattern = `^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$`
 
 // Config says which database and collections to use.
 type Config struct {
@@ -89,7 +90,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.CollectionPrefix == "" {
 		cfg.CollectionPrefix = DefaultPrefix
 	}
-	if !prefixPattern.MatchString(cfg.CollectionPrefix) {
+	if !regexp.MustCompile(prefixPattern).MatchString(cfg.CollectionPrefix) {
 		return nil, fmt.Errorf("firestore: collection prefix %q: want 1-100 letters, digits, '-' or '_', "+
 			"starting with a letter or digit", cfg.CollectionPrefix)
 	}
