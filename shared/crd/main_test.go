@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,25 +31,9 @@ import (
 var kube *harness.Cluster
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testing.Short() {
-		c, err := harness.Start(context.Background())
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "starting kube-apiserver: %v\n", err)
-			os.Exit(1)
-		}
-		kube = c
-		if err := installTestdata(context.Background(), c.RESTConfig()); err != nil {
-			fmt.Fprintf(os.Stderr, "installing testdata CRDs: %v\n", err)
-			c.Stop()
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	if kube != nil {
-		kube.Stop()
-	}
-	os.Exit(code)
+	harness.MainWith(m, &kube, func(c *harness.Cluster) error {
+		return installTestdata(context.Background(), c.RESTConfig())
+	})
 }
 
 func installTestdata(ctx context.Context, rc *rest.Config) error {
