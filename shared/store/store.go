@@ -149,14 +149,17 @@ func NewRecord(c *Cluster) *Cluster {
 }
 
 // NextVersion is what Update stores over old: a copy of c with the version bumped, CreatedAt kept and
-// UpdatedAt now. The caller has checked c.Version against old.
-func NextVersion(old, c *Cluster) *Cluster {
+// UpdatedAt now — or the stale-version conflict when c was read before old was written.
+func NextVersion(old, c *Cluster) (*Cluster, error) {
+	if old.Version != c.Version {
+		return nil, StaleVersion(c.ID, c.Version)
+	}
 	rec := c.Clone()
 	rec.Version = old.Version + 1
 	rec.CreatedAt = old.CreatedAt
 	rec.UpdatedAt = Now()
 	rec.Prometheus.CheckedAt = NormTimePtr(rec.Prometheus.CheckedAt)
-	return rec
+	return rec, nil
 }
 
 // WriteSlot serialises one instance's writes. Unlike a sync.Mutex, waiting for it ends with the context, so a

@@ -309,13 +309,8 @@ func waitEtcd(ctx context.Context, p *process, client string) error {
 	defer hc.CloseIdleConnections()
 	var last string
 	for {
-		if exited, err := p.exited(); exited {
-			if p.logMentions(addrInUse) {
-				return fmt.Errorf("etcd lost a port race (%w); last %d lines of %s:\n%s",
-					errPortTaken, logTailLines, p.logPath, p.logTail(logTailLines))
-			}
-			return fmt.Errorf("etcd exited before it was healthy: %v; last %d lines of %s:\n%s",
-				err, logTailLines, p.logPath, p.logTail(logTailLines))
+		if err := p.exitedEarly("etcd", "healthy"); err != nil {
+			return err
 		}
 		if body, code, err := get(ctx, hc, client+"/health", ""); err != nil {
 			last = err.Error()
@@ -391,13 +386,8 @@ func (c *Cluster) waitReady(ctx context.Context, p *process, certDir string) err
 		}
 	}()
 	for {
-		if exited, err := p.exited(); exited {
-			if p.logMentions(addrInUse) {
-				return fmt.Errorf("kube-apiserver lost a port race (%w); last %d lines of %s:\n%s",
-					errPortTaken, logTailLines, p.logPath, p.logTail(logTailLines))
-			}
-			return fmt.Errorf("kube-apiserver exited before it was ready: %v; last %d lines of %s:\n%s",
-				err, logTailLines, p.logPath, p.logTail(logTailLines))
+		if err := p.exitedEarly("kube-apiserver", "ready"); err != nil {
+			return err
 		}
 		if hc == nil {
 			// The file is written non-atomically before serving starts: accept it once it parses whole.

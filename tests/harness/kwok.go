@@ -128,13 +128,8 @@ func waitKwok(ctx context.Context, p *process, healthz string) error {
 	defer hc.CloseIdleConnections()
 	var last string
 	for {
-		if exited, err := p.exited(); exited {
-			if p.logMentions(addrInUse) {
-				return fmt.Errorf("kwok lost a port race (%w); last %d lines of %s:\n%s",
-					errPortTaken, logTailLines, p.logPath, p.logTail(logTailLines))
-			}
-			return fmt.Errorf("kwok exited before it was healthy: %v; last %d lines of %s:\n%s",
-				err, logTailLines, p.logPath, p.logTail(logTailLines))
+		if err := p.exitedEarly("kwok", "healthy"); err != nil {
+			return err
 		}
 		if _, code, err := get(ctx, hc, healthz, ""); err != nil {
 			last = err.Error()

@@ -151,3 +151,18 @@ func freePorts(n int) ([]int, error) {
 var errPortTaken = errors.New("port taken by another process: " + addrInUse)
 
 const addrInUse = "address already in use"
+
+// exitedEarly is the error for a process that ended before it was ready (nil while it runs): errPortTaken
+// when it lost a port race, so Start can retry on other ports, with the end of its log either way.
+func (p *process) exitedEarly(name, state string) error {
+	exited, err := p.exited()
+	if !exited {
+		return nil
+	}
+	if p.logMentions(addrInUse) {
+		return fmt.Errorf("%s lost a port race (%w); last %d lines of %s:\n%s",
+			name, errPortTaken, logTailLines, p.logPath, p.logTail(logTailLines))
+	}
+	return fmt.Errorf("%s exited before it was %s: %v; last %d lines of %s:\n%s",
+		name, state, err, logTailLines, p.logPath, p.logTail(logTailLines))
+}

@@ -39,8 +39,10 @@ func TestLockedFile(t *testing.T) {
 		second.Close()
 		t.Fatal("second open of a locked file succeeded")
 	}
-	if waited := time.Since(start); waited < 200*time.Millisecond || waited > 5*time.Second { // bbolt polls the lock every 50ms
-		t.Errorf("second open gave up after %v, want about the 300ms timeout", waited)
+	// A lower bound only: it shows the timeout was waited for (bbolt polls the lock every 50 ms), and the test's
+	// own timeout catches an open that blocks forever.
+	if waited := time.Since(start); waited < 200*time.Millisecond {
+		t.Errorf("second open gave up after %v, before the 300ms timeout", waited)
 	}
 	var unavailable *store.UnavailableError
 	if !errors.As(err, &unavailable) || unavailable.Backend != "bbolt" {

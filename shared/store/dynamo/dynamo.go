@@ -492,10 +492,10 @@ func (s *Store) Update(ctx context.Context, c *store.Cluster) (*store.Cluster, e
 		if err != nil {
 			return nil, s.wrap(op, err)
 		}
-		if old.Version != c.Version {
-			return nil, s.wrap(op, store.StaleVersion(c.ID, c.Version))
+		rec, err := store.NextVersion(old, c)
+		if err != nil {
+			return nil, s.wrap(op, err)
 		}
-		rec := store.NextVersion(old, c)
 		recItem, err := toItem(rec)
 		if err != nil {
 			return nil, s.wrap(op, err)

@@ -108,33 +108,7 @@ func TestUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open without creating the table must not contact the server: %v", err)
 	}
-	ops := map[string]func(ctx context.Context) error{
-		"Create":    func(ctx context.Context) error { _, err := s.Create(ctx, &store.Cluster{Name: "x"}); return err },
-		"Get":       func(ctx context.Context) error { _, err := s.Get(ctx, 1); return err },
-		"GetByName": func(ctx context.Context) error { _, err := s.GetByName(ctx, "x"); return err },
-		"List":      func(ctx context.Context) error { _, err := s.List(ctx); return err },
-		"Update": func(ctx context.Context) error {
-			_, err := s.Update(ctx, &store.Cluster{ID: 1, Name: "x", Version: 1})
-			return err
-		},
-		"Delete": func(ctx context.Context) error { return s.Delete(ctx, 1) },
-	}
-	for name, op := range ops {
-		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-		start := time.Now()
-		err := op(ctx)
-		cancel()
-		if waited := time.Since(start); waited > 5*time.Second {
-			t.Errorf("%s took %v against a closed port", name, waited)
-		}
-		if name == "Get" {
-			t.Logf("Get against a closed port: %v", err)
-		}
-		var unavailable *store.UnavailableError
-		if !errors.As(err, &unavailable) || unavailable.Backend != "dynamodb" {
-			t.Errorf("%s against a closed port: %v, want a *store.UnavailableError for dynamodb", name, err)
-		}
-	}
+	storetest.Unreachable(t, s, "dynamodb", 2*time.Second)
 
 	cfg.CreateTable = true
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)

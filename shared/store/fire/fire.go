@@ -328,10 +328,10 @@ func (s *Store) Update(ctx context.Context, c *store.Cluster) (*store.Cluster, e
 		if err != nil {
 			return err
 		}
-		if old.Version != c.Version {
-			return store.StaleVersion(c.ID, c.Version)
+		rec, err := store.NextVersion(old, c)
+		if err != nil {
+			return err
 		}
-		rec := store.NextVersion(old, c)
 		if rec.Name != old.Name {
 			if snaps[1].Exists() {
 				return store.NameTaken(rec.Name)

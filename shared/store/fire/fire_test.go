@@ -69,33 +69,7 @@ func TestUnreachable(t *testing.T) {
 		t.Fatalf("open: %v", err)
 	}
 	defer s.Close()
-	ops := map[string]func(ctx context.Context) error{
-		"Create":    func(ctx context.Context) error { _, err := s.Create(ctx, &store.Cluster{Name: "x"}); return err },
-		"Get":       func(ctx context.Context) error { _, err := s.Get(ctx, 1); return err },
-		"GetByName": func(ctx context.Context) error { _, err := s.GetByName(ctx, "x"); return err },
-		"List":      func(ctx context.Context) error { _, err := s.List(ctx); return err },
-		"Update": func(ctx context.Context) error {
-			_, err := s.Update(ctx, &store.Cluster{ID: 1, Name: "x", Version: 1})
-			return err
-		},
-		"Delete": func(ctx context.Context) error { return s.Delete(ctx, 1) },
-	}
-	for name, op := range ops {
-		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
-		start := time.Now()
-		err := op(ctx)
-		cancel()
-		if waited := time.Since(start); waited > 5*time.Second {
-			t.Errorf("%s took %v against a closed port", name, waited)
-		}
-		if name == "Get" {
-			t.Logf("Get against a closed port: %v", err)
-		}
-		var unavailable *store.UnavailableError
-		if !errors.As(err, &unavailable) || unavailable.Backend != "firestore" {
-			t.Errorf("%s against a closed port: %v, want a *store.UnavailableError for firestore", name, err)
-		}
-	}
+	storetest.Unreachable(t, s, "firestore", 500*time.Millisecond)
 }
 
 func TestOpenRejectsBadConfig(t *testing.T) {

@@ -811,3 +811,29 @@ func seq(n int) []uint64 {
 	}
 	return out
 }
+
+// Unreachable checks that every operation on s, whose server cannot be reached, fails with a
+// *store.UnavailableError naming backend (the API's 503) once its context ends after perCall.
+func Unreachable(t *testing.T, s store.Store, backend string, perCall time.Duration) {
+	t.Helper()
+	ops := map[string]func(ctx context.Context) error{
+		"Create":    func(ctx context.Context) error { _, err := s.Create(ctx, &store.Cluster{Name: "x"}); return err },
+		"Get":       func(ctx context.Context) error { _, err := s.Get(ctx, 1); return err },
+		"GetByName": func(ctx context.Context) error { _, err := s.GetByName(ctx, "x"); return err },
+		"List":      func(ctx context.Context) error { _, err := s.List(ctx); return err },
+		"Update": func(ctx context.Context) error {
+			_, err := s.Update(ctx, &store.Cluster{ID: 1, Name: "x", Version: 1})
+			return err
+		},
+		"Delete": func(ctx context.Context) error { return s.Delete(ctx, 1) },
+	}
+	for name, op := range ops {
+		ctx, cancel := context.WithTimeout(t.Context(), perCall)
+		err := op(ctx)
+		cancel()
+		var unavailable *store.UnavailableError
+		if !errors.As(err, &unavailable) || unavailable.Backend != backend {
+			t.Errorf("%s against an unreachable server: %v, want a *store.UnavailableError for %s", name, err, backend)
+		}
+	}
+}
