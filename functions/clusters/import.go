@@ -2,10 +2,11 @@ package clusters
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"os"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -82,7 +83,7 @@ func (f *Function) importKubeconfig(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	resp := f.importContexts(r.Context(), cfg, req, sortStrings(contexts), verify)
+	resp := f.importContexts(r.Context(), cfg, req, slices.Sorted(slices.Values(contexts)), verify)
 	httpapi.WriteJSON(w, http.StatusOK, resp)
 }
 
@@ -171,7 +172,7 @@ func (f *Function) importLocal(ctx context.Context) {
 		f.log.Warnw("not importing the local kubeconfig", "reason", err)
 		return
 	}
-	f.logImport(f.importContexts(ctx, cfg, importRequest{}, sortStrings(keys(cfg.Contexts)), false))
+	f.logImport(f.importContexts(ctx, cfg, importRequest{}, slices.Sorted(maps.Keys(cfg.Contexts)), false))
 }
 
 func (f *Function) logImport(resp importResponse) {
@@ -182,18 +183,4 @@ func (f *Function) logImport(resp importResponse) {
 		}
 		f.log.Infow("imported local context", "context", r.Context, "id", r.Cluster.ID, "name", r.Name)
 	}
-}
-
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
-func sortStrings(s []string) []string {
-	out := append([]string(nil), s...)
-	sort.Strings(out)
-	return out
 }

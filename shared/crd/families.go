@@ -183,7 +183,9 @@ func systemUpgrade() Family {
 // kind needs its qualified name or a name of its own ("asts", "Advanced StatefulSet").
 func FindKind(ref string) (Family, Kind, bool) {
 	ref = strings.ToLower(strings.TrimSpace(ref))
-	if ref == "" {
+	if ref == "" || builtinName(ref) {
+		// Checked before the family data is built: the resources function asks for every request, and most
+		// name a built-in kind.
 		return Family{}, Kind{}, false
 	}
 	families := Families()
@@ -195,9 +197,6 @@ func FindKind(ref string) (Family, Kind, bool) {
 				}
 			}
 		}
-		return Family{}, Kind{}, false
-	}
-	if builtinName(ref) {
 		return Family{}, Kind{}, false
 	}
 	squashed := squash(ref)

@@ -5,8 +5,9 @@ package kubeconfig
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -75,7 +76,7 @@ func Parse(data []byte, opts Options) (*clientcmdapi.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range sortedKeys(cfg.Contexts) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Contexts)) {
 		if err := checkContext(cfg, name, opts); err != nil {
 			return nil, err
 		}
@@ -160,7 +161,7 @@ func checkServer(cluster, server string) error {
 
 // Contexts returns every context of cfg as a standalone kubeconfig, sorted by name.
 func Contexts(cfg *clientcmdapi.Config) ([]Context, error) {
-	names := sortedKeys(cfg.Contexts)
+	names := slices.Sorted(maps.Keys(cfg.Contexts))
 	out := make([]Context, 0, len(names))
 	for _, name := range names {
 		c, err := Extract(cfg, name)
@@ -181,7 +182,7 @@ func Extract(cfg *clientcmdapi.Config, name string) (Context, error) {
 				return Context{}, invalid("it has %d contexts and no current-context; name the context to use",
 					len(cfg.Contexts))
 			}
-			name = sortedKeys(cfg.Contexts)[0]
+			name = slices.Sorted(maps.Keys(cfg.Contexts))[0]
 		}
 	}
 	src, ok := cfg.Contexts[name]
@@ -214,13 +215,4 @@ func Extract(cfg *clientcmdapi.Config, name string) (Context, error) {
 func IsInvalid(err error) bool {
 	var inv *InvalidError
 	return errors.As(err, &inv)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -67,20 +67,17 @@ func TestParseRefuses(t *testing.T) {
 		opts Options
 		want string
 	}{
-		"exec":            {strings.Replace(twoContexts, "{token: secret-b}", "{exec: {command: gke-gcloud-auth-plugin, apiVersion: client.authentication.k8s.io/v1}}", 1), Options{}, "exec plugin"},
-		"no server":       {strings.Replace(twoContexts, `server: "https://b.example:6443"`, `server: ""`, 1), Options{}, "no server"},
-		"bad scheme":      {strings.Replace(twoContexts, `https://b.example:6443`, `unix:///sock`, 1), Options{}, "not an http(s) URL"},
-		"no credentials":  {strings.Replace(twoContexts, "{token: secret-b}", "{}", 1), Options{}, "no credentials"},
-		"half a cert":     {strings.Replace(twoContexts, "{token: secret-b}", "{client-certificate-data: Zm9v}", 1), Options{}, "both"},
-		"bad current":     {strings.Replace(twoContexts, "current-context: b", "current-context: z", 1), Options{}, "current-context"},
-		"token file":      {strings.Replace(twoContexts, "{token: secret-b}", "{tokenFile: /var/run/token}", 1), Options{}, "refers to a file"},
-		"missing context": {twoContexts + "  - name: c\n", Options{}, ""},
+		"exec":           {strings.Replace(twoContexts, "{token: secret-b}", "{exec: {command: gke-gcloud-auth-plugin, apiVersion: client.authentication.k8s.io/v1}}", 1), Options{}, "exec plugin"},
+		"no server":      {strings.Replace(twoContexts, `server: "https://b.example:6443"`, `server: ""`, 1), Options{}, "no server"},
+		"bad scheme":     {strings.Replace(twoContexts, `https://b.example:6443`, `unix:///sock`, 1), Options{}, "not an http(s) URL"},
+		"no credentials": {strings.Replace(twoContexts, "{token: secret-b}", "{}", 1), Options{}, "no credentials"},
+		"half a cert":    {strings.Replace(twoContexts, "{token: secret-b}", "{client-certificate-data: Zm9v}", 1), Options{}, "both"},
+		"bad current":    {strings.Replace(twoContexts, "current-context: b", "current-context: z", 1), Options{}, "current-context"},
+		"token file":     {strings.Replace(twoContexts, "{token: secret-b}", "{tokenFile: /var/run/token}", 1), Options{}, "refers to a file"},
+		"empty context":  {twoContexts + "- name: c\n", Options{}, `context "c"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.yaml), tc.opts)
-			if tc.want == "" {
-				return // only must not panic
-			}
 			if err == nil || !IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want an InvalidError saying %q", err, tc.want)
 			}

@@ -33,7 +33,6 @@ type Config struct {
 	EncryptionKey     string   `envconfig:"ENCRYPTION_KEY"`
 	EncryptionKeyFile string   `envconfig:"ENCRYPTION_KEY_FILE"`
 	EncryptionOldKeys []string `envconfig:"ENCRYPTION_OLD_KEYS"`
-	AllowExecPlugins  bool     `envconfig:"ALLOW_EXEC_PLUGINS"`
 	DataDir           string   `envconfig:"DATA_DIR" default:"./data"`
 	// StoreTimeout bounds each registry call that has no deadline of its own.
 	StoreTimeout time.Duration `envconfig:"STORE_TIMEOUT" default:"10s"`
@@ -67,45 +66,51 @@ func From(ctx context.Context) (*Platform, error) {
 
 // Sealer builds the kubeconfig sealer from the configured keys.
 func (c Config) sealer(allMode bool) (*kubeconfig.Sealer, error) {
-	var keys [][]byte
-	switch {
-	case c.EncryptionKey != "":
-		k, err := kubeconfig.ParseKey(c.EncryptionKey)
-		if err != nil {
-			return nil, fmt.Errorf("KITEFN_ENCRYPTION_KEY: %w", err)
-		}
-		keys = append(keys, k)
-	case c.EncryptionKeyFile != "":
-		k, err := kubeconfig.LoadOrCreateKeyFile(c.EncryptionKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("KITEFN_ENCRYPTION_KEY_FILE: %w", err)
-		}
-		keys = append(keys, k)
-	case allMode:
-		k, err := kubeconfig.LoadOrCreateKeyFile(filepath.Join(c.DataDir, "encryption.key"))
-		if err != nil {
-			return nil, fmt.Errorf("local encryption key: %w", err)
-		}
-		keys = append(keys, k)
-	default:
-		return nil, errors.New("no encryption key: set KITEFN_ENCRYPTION_KEY (openssl rand -base64 32) or KITEFN_ENCRYPTION_KEY_FILE")
-	}
-	for i, s := range c.EncryptionOldKeys {
-		k, err := kubeconfig.ParseKey(s)
-		if err != nil {
-			return nil, fmt.Errorf("KITEFN_ENCRYPTION_OLD_KEYS[%d]: %w", i, err)
-		}
-		keys = append(keys, k)
+	keys, err := c.keys(allMode, true)
+	if err != nil {
+		return nil, err
 	}
 	return kubeconfig.NewSealer(keys...)
+}
+
+// keys reads the encryption keys, the sealing one first. Without files it only checks what the environment
+// holds (kitefn -check-config must create nothing), and a key file's key is not returned.
+func (c Config) keys(allMode, files bool) ([][]byte, error) {
+	var keys [][]byte
+	add := func(k []byte, err error, what string) error {
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		keys = append(keys, k)
+		return nil
+	}
+	var err error
+	switch {
+	case c.EncryptionKey != "":
+		k, perr := kubeconfig.ParseKey(c.EncryptionKey)
+		err = add(k, perr, "KITEFN_ENCRYPTION_KEY")
+	case c.EncryptionKeyFile != "" && files:
+		k, ferr := kubeconfig.LoadOrCreateKeyFile(c.EncryptionKeyFile)
+		err = add(k, ferr, "KITEFN_ENCRYPTION_KEY_FILE")
+	case allMode && files:
+		k, ferr := kubeconfig.LoadOrCreateKeyFile(filepath.Join(c.DataDir, "encryption.key"))
+		err = add(k, ferr, "local encryption key")
+	case c.EncryptionKeyFile == "" && !allMode:
+		err = errors.New("no encryption key: set KITEFN_ENCRYPTION_KEY (openssl rand -base64 32) or KITEFN_ENCRYPTION_KEY_FILE")
+	}
+	for i, s := range c.EncryptionOldKeys {
+		if err != nil {
+			break
+		}
+		k, perr := kubeconfig.ParseKey(s)
+		err = add(k, perr, fmt.Sprintf("KITEFN_ENCRYPTION_OLD_KEYS[%d]", i))
+	}
+	return keys, err
 }
 
 // New opens the store and builds the sealer, the client cache and the sender. In one-process mode without
 // K_SINK, events go to the in-process consumers among fns.
 func New(ctx context.Context, cfg Config, rcfg runtime.Config, log *zap.SugaredLogger, fns []runtime.Function) (*Platform, error) {
-	if err := cfg.Events.Validate(); err != nil {
-		return nil, err
-	}
 	sealer, err := cfg.sealer(rcfg.AllMode())
 	if err != nil {
 		return nil, err
@@ -168,21 +173,8 @@ func Check(rcfg runtime.Config) error {
 		return fmt.Errorf("KITEFN_STORE=%s: this binary was built without it (make build STORE=%s)",
 			cfg.Store.Store, cfg.Store.Store)
 	}
-	switch {
-	case cfg.EncryptionKey != "":
-		if _, err := kubeconfig.ParseKey(cfg.EncryptionKey); err != nil {
-			return fmt.Errorf("KITEFN_ENCRYPTION_KEY: %w", err)
-		}
-	case cfg.EncryptionKeyFile != "" || rcfg.AllMode():
-	default:
-		return errors.New("no encryption key: set KITEFN_ENCRYPTION_KEY (openssl rand -base64 32) or KITEFN_ENCRYPTION_KEY_FILE")
-	}
-	for i, s := range cfg.EncryptionOldKeys {
-		if _, err := kubeconfig.ParseKey(s); err != nil {
-			return fmt.Errorf("KITEFN_ENCRYPTION_OLD_KEYS[%d]: %w", i, err)
-		}
-	}
-	return nil
+	_, err = cfg.keys(rcfg.AllMode(), false)
+	return err
 }
 
 // Setup is the runtime.Options.Setup hook: it loads the config, builds the Platform and hands it to the

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/kelseyhightower/envconfig"
@@ -40,7 +42,7 @@ func checkConfig(cfg Config, opts Options) error {
 			return err
 		}
 	}
-	for _, name := range Names(opts.Functions) {
+	for _, name := range slices.Sorted(maps.Keys(opts.Functions)) {
 		if cfg.AllMode() || name == cfg.Target {
 			if c, ok := opts.Functions[name]().(ConfigChecker); ok {
 				if err := c.CheckConfig(); err != nil {
@@ -59,7 +61,7 @@ func Main(opts Options) int {
 		fmt.Fprintf(os.Stderr, "kitefn: configuration: %v\n", err)
 		return 2
 	}
-	if err := cfg.Validate(Names(opts.Functions)); err != nil {
+	if err := cfg.Validate(slices.Sorted(maps.Keys(opts.Functions))); err != nil {
 		fmt.Fprintf(os.Stderr, "kitefn: configuration: %v\n", err)
 		return 2
 	}
@@ -99,7 +101,7 @@ func run(cfg Config, log *zap.SugaredLogger, opts Options) error {
 	}
 
 	var fns []Function
-	for _, name := range Names(opts.Functions) {
+	for _, name := range slices.Sorted(maps.Keys(opts.Functions)) {
 		if cfg.AllMode() || name == cfg.Target {
 			fns = append(fns, Function{Name: name, Value: opts.Functions[name]()})
 		}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -198,14 +197,4 @@ func environ() map[string]string {
 		}
 	}
 	return env
-}
-
-// Names returns the sorted keys of a constructor map, for messages.
-func Names[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
