@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/kitefn/kitefn/shared/store"
 	"knative.dev/pkg/logging"
 )
 
@@ -58,23 +57,37 @@ type errorBody struct {
 	RequestID string `json:"requestId,omitempty"`
 }
 
-// AsError maps any error to an *Error: API errors pass through, store errors get their status, anything else is
-// a 500 whose message does not leak internals (the details go to the log).
+// StatusError is an error that knows its HTTP answer. Lower layers (the store, the client cache) implement it
+// so this package needs to know none of them.
+type StatusError interface {
+	error
+	HTTPStatus() int
+	Code() string
+}
+
+// publicMessager is optional beside StatusError: the message a caller may see when Error() holds internals.
+type publicMessager interface {
+	PublicMessage() string
+}
+
+// AsError maps any error to an *Error: API errors pass through, errors that know their status (StatusError)
+// keep it, anything else is a 500 whose message does not leak internals (the details go to the log).
 func AsError(err error) *Error {
 	var apiErr *Error
 	if errors.As(err, &apiErr) {
 		return apiErr
 	}
-	var conflict *store.ConflictError
-	var unavailable *store.UnavailableError
-	switch {
-	case errors.As(err, &conflict):
-		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: conflict.Reason}
-	case errors.As(err, &unavailable):
-		return &Error{Status: http.StatusServiceUnavailable, Code: CodeStoreUnavailable,
-			Message: fmt.Sprintf("the %s store is unavailable, try again later", unavailable.Backend)}
-	case errors.Is(err, store.ErrNotFound):
-		return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: err.Error()}
+	var se StatusError
+	if errors.As(err, &se) && se.HTTPStatus() >= 400 && se.HTTPStatus() <= 599 {
+		out := &Error{Status: se.HTTPStatus(), Code: se.Code(), Message: err.Error()}
+		var pm publicMessager
+		switch {
+		case errors.As(err, &pm):
+			out.Message = pm.PublicMessage()
+		case out.Status >= 500:
+			out.Message = http.StatusText(out.Status)
+		}
+		return out
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
 }

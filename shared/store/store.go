@@ -86,8 +86,20 @@ type Store interface {
 	Close() error
 }
 
+// classError is a store error class that knows what it means over HTTP: shared/httpapi honours HTTPStatus and
+// Code on any error without importing the store.
+type classError struct {
+	msg    string
+	status int
+	code   string
+}
+
+func (e *classError) Error() string   { return e.msg }
+func (e *classError) HTTPStatus() int { return e.status }
+func (e *classError) Code() string    { return e.code }
+
 // ErrNotFound is returned (possibly wrapped) when no record matches.
-var ErrNotFound = errors.New("cluster not found")
+var ErrNotFound error = &classError{msg: "cluster not found", status: 404, code: "not_found"}
 
 // ErrConflict is matched by every *ConflictError through errors.Is.
 var ErrConflict = errors.New("conflict")
@@ -100,6 +112,11 @@ type ConflictError struct {
 func (e *ConflictError) Error() string        { return "conflict: " + e.Reason }
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
+// HTTPStatus, Code and PublicMessage tell the API how to answer: 409 with the reason.
+func (e *ConflictError) HTTPStatus() int       { return 409 }
+func (e *ConflictError) Code() string          { return "conflict" }
+func (e *ConflictError) PublicMessage() string { return e.Reason }
+
 // NameTaken is the conflict for a duplicate cluster name.
 func NameTaken(name string) error {
 	return &ConflictError{Reason: fmt.Sprintf("a cluster named %q already exists", name)}
@@ -111,8 +128,16 @@ func StaleVersion(id, want uint64) error {
 }
 
 // ErrInvalid marks input no backend accepts (nil record, empty or oversized name): neither a conflict nor an
-// outage.
-var ErrInvalid = errors.New("invalid cluster")
+// outage, so a 400.
+var ErrInvalid error = &classError{msg: "invalid cluster", status: 400, code: "invalid"}
+
+// ErrTooLarge marks a record over the backend's size limit (DynamoDB's 400 KB item): a 413. It also matches
+// ErrInvalid.
+var ErrTooLarge error = &tooLarge{classError{msg: "cluster record too large", status: 413, code: "payload_too_large"}}
+
+type tooLarge struct{ classError }
+
+func (e *tooLarge) Is(target error) bool { return target == ErrInvalid }
 
 // CheckInput refuses records no backend can store; backends call it first so the error is the same everywhere.
 func CheckInput(backend string, c *Cluster) error {
@@ -196,6 +221,13 @@ func (e *UnavailableError) Error() string {
 }
 func (e *UnavailableError) Unwrap() error        { return e.Err }
 func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+
+// HTTPStatus, Code and PublicMessage: a 503 naming the backend, never the cause (that goes to the log).
+func (e *UnavailableError) HTTPStatus() int { return 503 }
+func (e *UnavailableError) Code() string    { return "store_unavailable" }
+func (e *UnavailableError) PublicMessage() string {
+	return fmt.Sprintf("the %s store is unavailable, try again later", e.Backend)
+}
 
 // WithTimeout bounds every call to s that arrives without a deadline: the Firestore and DynamoDB clients retry
 // an unreachable server for as long as the context allows, and a request must fail with a 503 instead of hanging.

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -628,8 +629,12 @@ func (s *Store) wrap(op string, err error) error {
 		return fmt.Errorf("%s %s: %w", backendName, op, err)
 	}
 	if apiErr, ok := errors.AsType[smithy.APIError](err); ok && apiErr.ErrorCode() == "ValidationException" {
-		// DynamoDB refused the input (e.g. a name too long for a key): not an outage.
-		return fmt.Errorf("%s %s: %w: %w", backendName, op, store.ErrInvalid, err)
+		// DynamoDB refused the input (a name too long for a key, an item over 400 KB): not an outage.
+		class := store.ErrInvalid
+		if strings.Contains(strings.ToLower(apiErr.ErrorMessage()), "size") {
+			class = store.ErrTooLarge
+		}
+		return fmt.Errorf("%s %s: %w: %s", backendName, op, class, apiErr.ErrorMessage())
 	}
 	return unavailable(fmt.Errorf("%s (table %s): %w", op, s.table, err))
 }

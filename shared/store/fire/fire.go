@@ -19,6 +19,7 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"cloud.google.com/go/firestore"
@@ -394,8 +395,12 @@ func (s *Store) wrap(op string, err error) error {
 	case status.Code(err) == codes.NotFound:
 		return fmt.Errorf("%s %s: %w", backendName, op, store.ErrNotFound)
 	case status.Code(err) == codes.InvalidArgument:
-		// Firestore refused the input (e.g. a name too long for a document ID): not an outage.
-		return fmt.Errorf("%s %s: %w: %w", backendName, op, store.ErrInvalid, err)
+		// Firestore refused the input (a name too long for a document ID, a document over 1 MiB): not an outage.
+		class := store.ErrInvalid
+		if strings.Contains(strings.ToLower(status.Convert(err).Message()), "size") {
+			class = store.ErrTooLarge
+		}
+		return fmt.Errorf("%s %s: %w: %s", backendName, op, class, status.Convert(err).Message())
 	}
 	return unavailable(fmt.Errorf("%s (%s): %w", op, s.where, err))
 }
