@@ -5,6 +5,7 @@ package events
 import (
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/kitefn/kitefn/shared/store"
 )
@@ -28,11 +29,41 @@ func ClusterTypes() []string {
 	return []string{TypeClusterCreated, TypeClusterUpdated, TypeClusterDeleted}
 }
 
-// ClusterData is the data of every cluster event: the public cluster record (store.Cluster never serialises its
-// kubeconfig) and, for updates, which fields changed so receivers can ignore what they don't care about.
+// ClusterData is the data of every cluster event: the public cluster (never its kubeconfig) and, for updates,
+// which fields changed so receivers can ignore what they don't care about.
 type ClusterData struct {
-	Cluster *store.Cluster `json:"cluster"`
-	Changed []string       `json:"changed,omitempty"`
+	Cluster *Cluster `json:"cluster"`
+	Changed []string `json:"changed,omitempty"`
+}
+
+// Cluster is a cluster as events carry it: its own type, so the event format changes only when this file does
+// (not with the stored record or the HTTP API).
+type Cluster struct {
+	ID         uint64            `json:"id"`
+	Name       string            `json:"name"`
+	Server     string            `json:"server"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Prometheus Prometheus        `json:"prometheus"`
+	CreatedAt  time.Time         `json:"createdAt"`
+	UpdatedAt  time.Time         `json:"updatedAt"`
+	Version    uint64            `json:"version"`
+}
+
+// Prometheus is a cluster's Prometheus state in an event.
+type Prometheus struct {
+	URL       string     `json:"url,omitempty"`
+	Status    string     `json:"status"`
+	Message   string     `json:"message,omitempty"`
+	CheckedAt *time.Time `json:"checkedAt,omitempty"`
+}
+
+// ClusterFromRecord is the event form of a stored record.
+func ClusterFromRecord(rec *store.Cluster) *Cluster {
+	c := rec.Clone()
+	return &Cluster{ID: c.ID, Name: c.Name, Server: c.Server, Labels: c.Labels,
+		Prometheus: Prometheus{URL: c.Prometheus.URL, Status: string(c.Prometheus.Status),
+			Message: c.Prometheus.Message, CheckedAt: c.Prometheus.CheckedAt},
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, Version: c.Version}
 }
 
 // Subject is the CloudEvent subject of a cluster's events: its ID.
@@ -40,6 +71,6 @@ func Subject(id uint64) string { return strconv.FormatUint(id, 10) }
 
 // ClusterEventID is deterministic, so a re-send of the same change (a retry, or a replay after a crash) carries
 // the same id and receivers can drop it: they dedupe on source + id.
-func ClusterEventID(eventType string, c *store.Cluster) string {
-	return fmt.Sprintf("cluster-%d-v%d-%s", c.ID, c.Version, eventType[len("dev.kitefn."):])
+func ClusterEventID(eventType string, id, version uint64) string {
+	return fmt.Sprintf("cluster-%d-v%d-%s", id, version, eventType[len("dev.kitefn."):])
 }

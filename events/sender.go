@@ -145,7 +145,7 @@ func (s *Sender) Send(ctx context.Context, e cloudevents.Event) error {
 // NewClusterEvent builds a cluster lifecycle event.
 func NewClusterEvent(eventType string, data ClusterData) (cloudevents.Event, error) {
 	e := cloudevents.NewEvent()
-	e.SetID(ClusterEventID(eventType, data.Cluster))
+	e.SetID(ClusterEventID(eventType, data.Cluster.ID, data.Cluster.Version))
 	e.SetType(eventType)
 	e.SetSource(SourceClusters)
 	e.SetSubject(Subject(data.Cluster.ID))

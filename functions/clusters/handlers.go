@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/discovery"
 
 	"github.com/kitefn/kitefn/events"
+	"github.com/kitefn/kitefn/shared/clusterapi"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/kubeconfig"
@@ -44,12 +45,12 @@ type updateRequest struct {
 
 // clusterResponse is the public record, plus warnings about things that went wrong after it was saved.
 type clusterResponse struct {
-	*store.Cluster
+	*clusterapi.Cluster
 	Warnings []string `json:"warnings,omitempty"`
 }
 
 type listResponse struct {
-	Items []*store.Cluster `json:"items"`
+	Items []*clusterapi.Cluster `json:"items"`
 }
 
 func (f *Function) list(w http.ResponseWriter, r *http.Request) {
@@ -58,10 +59,7 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	if items == nil {
-		items = []*store.Cluster{}
-	}
-	httpapi.WriteJSON(w, http.StatusOK, listResponse{Items: items})
+	httpapi.WriteJSON(w, http.StatusOK, listResponse{Items: clusterapi.List(items)})
 }
 
 func (f *Function) get(w http.ResponseWriter, r *http.Request) {
@@ -70,7 +68,7 @@ func (f *Function) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, clusterResponse{Cluster: rec})
+	httpapi.WriteJSON(w, http.StatusOK, clusterResponse{Cluster: clusterapi.FromRecord(rec)})
 }
 
 func (f *Function) create(w http.ResponseWriter, r *http.Request) {
@@ -86,7 +84,7 @@ func (f *Function) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/api/v1/clusters/"+strconv.FormatUint(rec.ID, 10))
-	httpapi.WriteJSON(w, http.StatusCreated, clusterResponse{Cluster: rec, Warnings: warnings})
+	httpapi.WriteJSON(w, http.StatusCreated, clusterResponse{Cluster: clusterapi.FromRecord(rec), Warnings: warnings})
 }
 
 // register validates, optionally verifies, seals and stores one cluster, then emits cluster.created. Nothing is
@@ -149,7 +147,7 @@ func (f *Function) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(changed) == 0 {
-		httpapi.WriteJSON(w, http.StatusOK, clusterResponse{Cluster: rec})
+		httpapi.WriteJSON(w, http.StatusOK, clusterResponse{Cluster: clusterapi.FromRecord(rec)})
 		return
 	}
 	updated, err := f.reg.Update(ctx, next)
@@ -160,7 +158,7 @@ func (f *Function) update(w http.ResponseWriter, r *http.Request) {
 	f.clients.Invalidate(updated.ID)
 	f.log.Infow("cluster updated", "id", updated.ID, "name", updated.Name, "changed", changed)
 	warnings := f.emit(ctx, events.TypeClusterUpdated, updated, changed)
-	httpapi.WriteJSON(w, http.StatusOK, clusterResponse{Cluster: updated, Warnings: warnings})
+	httpapi.WriteJSON(w, http.StatusOK, clusterResponse{Cluster: clusterapi.FromRecord(updated), Warnings: warnings})
 }
 
 // applyUpdate validates the requested changes and returns the new record and the names of the changed fields.
@@ -226,7 +224,7 @@ func (f *Function) delete(w http.ResponseWriter, r *http.Request) {
 	f.clients.Invalidate(rec.ID)
 	f.log.Infow("cluster deleted", "id", rec.ID, "name", rec.Name)
 	if warnings := f.emit(ctx, events.TypeClusterDeleted, rec, nil); len(warnings) > 0 {
-		httpapi.WriteJSON(w, http.StatusOK, clusterResponse{Cluster: rec, Warnings: warnings})
+		httpapi.WriteJSON(w, http.StatusOK, clusterResponse{Cluster: clusterapi.FromRecord(rec), Warnings: warnings})
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -234,8 +232,8 @@ func (f *Function) delete(w http.ResponseWriter, r *http.Request) {
 
 // verifyResponse reports what the cluster said about itself.
 type verifyResponse struct {
-	Cluster *store.Cluster `json:"cluster"`
-	Version any            `json:"version"`
+	Cluster *clusterapi.Cluster `json:"cluster"`
+	Version any                 `json:"version"`
 }
 
 // verify asks a registered cluster for /version through the cached client: the dashboard's "test connection".
@@ -257,7 +255,7 @@ func (f *Function) verify(w http.ResponseWriter, r *http.Request) {
 			"cluster %q did not answer /version: %v", rec.Name, err))
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, verifyResponse{Cluster: rec, Version: info})
+	httpapi.WriteJSON(w, http.StatusOK, verifyResponse{Cluster: clusterapi.FromRecord(rec), Version: info})
 }
 
 func serverVersion(ctx context.Context, d discovery.DiscoveryInterface, timeout time.Duration) (any, error) {
@@ -341,7 +339,7 @@ func (f *Function) emit(ctx context.Context, eventType string, rec *store.Cluste
 	if f.events == nil {
 		return nil
 	}
-	e, err := events.NewClusterEvent(eventType, events.ClusterData{Cluster: rec, Changed: changed})
+	e, err := events.NewClusterEvent(eventType, events.ClusterData{Cluster: events.ClusterFromRecord(rec), Changed: changed})
 	if err == nil {
 		err = f.events.Send(context.WithoutCancel(ctx), e)
 	}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/kitefn/kitefn/shared/clusterapi"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kubeconfig"
 	"github.com/kitefn/kitefn/shared/store"
@@ -29,12 +30,12 @@ type importRequest struct {
 
 // importResult is the outcome for one context: Status is the HTTP status a single registration would have had.
 type importResult struct {
-	Context  string         `json:"context"`
-	Name     string         `json:"name"`
-	Status   int            `json:"status"`
-	Cluster  *store.Cluster `json:"cluster,omitempty"`
-	Error    *httpapi.Error `json:"error,omitempty"`
-	Warnings []string       `json:"warnings,omitempty"`
+	Context  string              `json:"context"`
+	Name     string              `json:"name"`
+	Status   int                 `json:"status"`
+	Cluster  *clusterapi.Cluster `json:"cluster,omitempty"`
+	Error    *httpapi.Error      `json:"error,omitempty"`
+	Warnings []string            `json:"warnings,omitempty"`
 }
 
 type importResponse struct {
@@ -108,7 +109,7 @@ func (f *Function) importContexts(ctx context.Context, cfg *clientcmdapi.Config,
 			res.Status = res.Error.Status
 			resp.Failed++
 		} else {
-			res.Status, res.Cluster, res.Warnings = http.StatusCreated, rec, warnings
+			res.Status, res.Cluster, res.Warnings = http.StatusCreated, clusterapi.FromRecord(rec), warnings
 			resp.Created++
 		}
 		resp.Results = append(resp.Results, res)

@@ -238,8 +238,9 @@ func TestWhichEventsAndStatesRunDiscovery(t *testing.T) {
 			t.Errorf("eligible(%s %q, %s) = %v", tc.rec.Prometheus.Status, tc.rec.Prometheus.Message, tc.t, got)
 		}
 	}
-	pending := &store.Cluster{ID: 1, Prometheus: store.Prometheus{Status: store.PrometheusPending}}
-	manual := &store.Cluster{ID: 1, Prometheus: store.Prometheus{Status: store.PrometheusManual, URL: "https://x"}}
+	pending := events.ClusterFromRecord(&store.Cluster{ID: 1, Prometheus: store.Prometheus{Status: store.PrometheusPending}})
+	manual := events.ClusterFromRecord(&store.Cluster{ID: 1, Prometheus: store.Prometheus{Status: store.PrometheusManual,
+		URL: "https://x"}})
 	for _, tc := range []struct {
 		typ     string
 		data    events.ClusterData

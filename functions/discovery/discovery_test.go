@@ -402,7 +402,7 @@ func TestEventsThatMustNotBeRetried(t *testing.T) {
 
 	// An update that changed only labels is none of discovery's business.
 	rec := s.register("labels", store.Prometheus{})
-	upd, err := events.NewClusterEvent(events.TypeClusterUpdated, events.ClusterData{Cluster: rec, Changed: []string{"labels"}})
+	upd, err := events.NewClusterEvent(events.TypeClusterUpdated, events.ClusterData{Cluster: events.ClusterFromRecord(rec), Changed: []string{"labels"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -190,7 +190,7 @@ func (s *server) send(e cloudevents.Event) error {
 
 func createdEvent(t *testing.T, rec *store.Cluster) cloudevents.Event {
 	t.Helper()
-	e, err := events.NewClusterEvent(events.TypeClusterCreated, events.ClusterData{Cluster: rec})
+	e, err := events.NewClusterEvent(events.TypeClusterCreated, events.ClusterData{Cluster: events.ClusterFromRecord(rec)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/kitefn/kitefn/events"
+	"github.com/kitefn/kitefn/shared/clusterapi"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/store"
@@ -25,10 +26,10 @@ const (
 // eventAnswer is the body of the answer to a CloudEvent.
 type eventAnswer struct {
 	// Result is the Prometheus status after the event, or accepted, duplicate, ignored.
-	Result     string            `json:"result"`
-	Cluster    uint64            `json:"cluster,omitempty"`
-	Detail     string            `json:"detail,omitempty"`
-	Prometheus *store.Prometheus `json:"prometheus,omitempty"`
+	Result     string                 `json:"result"`
+	Cluster    uint64                 `json:"cluster,omitempty"`
+	Detail     string                 `json:"detail,omitempty"`
+	Prometheus *clusterapi.Prometheus `json:"prometheus,omitempty"`
 }
 
 // receive takes a cluster CloudEvent (binary or structured mode). 2xx when done, found or not; 4xx for events
@@ -123,7 +124,7 @@ func (f *Function) receiveInBackground(ctx context.Context, w http.ResponseWrite
 	if ok, why := eligible(rec, t); !ok {
 		f.seen.Add(key, struct{}{})
 		httpapi.WriteJSON(w, http.StatusOK, eventAnswer{Result: string(rec.Prometheus.Status), Cluster: id,
-			Detail: why, Prometheus: &rec.Prometheus})
+			Detail: why, Prometheus: new(clusterapi.PrometheusFromRecord(rec.Prometheus))})
 		return
 	}
 	f.seen.Add(key, struct{}{})
@@ -147,7 +148,7 @@ func classify(eventType string, data events.ClusterData) (trigger, bool) {
 	if eventType == events.TypeClusterCreated {
 		return onPending, true
 	}
-	if slices.Contains(data.Changed, "prometheus") && data.Cluster.Prometheus.Status == store.PrometheusPending {
+	if slices.Contains(data.Changed, "prometheus") && data.Cluster.Prometheus.Status == string(store.PrometheusPending) {
 		return onPending, true
 	}
 	if slices.Contains(data.Changed, "kubeconfig") {

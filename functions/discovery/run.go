@@ -11,6 +11,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/kitefn/kitefn/events"
+	"github.com/kitefn/kitefn/shared/clusterapi"
 	"github.com/kitefn/kitefn/shared/store"
 )
 
@@ -55,11 +56,11 @@ type Outcome struct {
 	// Status is the cluster's Prometheus status after the run.
 	Status store.PrometheusStatus `json:"status"`
 	// Skipped says why nothing was searched or saved (the record was already decided, the URL is manual, …).
-	Skipped    string         `json:"skipped,omitempty"`
-	Cluster    *store.Cluster `json:"cluster"`
-	Candidates []*Candidate   `json:"candidates"`
-	Duration   string         `json:"duration"`
-	Warnings   []string       `json:"warnings,omitempty"`
+	Skipped    string              `json:"skipped,omitempty"`
+	Cluster    *clusterapi.Cluster `json:"cluster"`
+	Candidates []*Candidate        `json:"candidates"`
+	Duration   string              `json:"duration"`
+	Warnings   []string            `json:"warnings,omitempty"`
 }
 
 // eligible says whether a discovery for this trigger may change the record, and why not.
@@ -101,7 +102,7 @@ func (f *Function) run(ctx context.Context, id uint64, t trigger, source string)
 	if err != nil {
 		return nil, err
 	}
-	out := &Outcome{Cluster: rec, Status: rec.Prometheus.Status, Candidates: []*Candidate{}}
+	out := &Outcome{Cluster: clusterapi.FromRecord(rec), Status: rec.Prometheus.Status, Candidates: []*Candidate{}}
 	if ok, why := eligible(rec, t); !ok {
 		out.Skipped, out.Duration = why, f.since(began)
 		return out, nil
@@ -124,10 +125,10 @@ func (f *Function) run(ctx context.Context, id uint64, t trigger, source string)
 	}
 	out.Duration = f.since(began)
 	if skipped != "" {
-		out.Cluster, out.Status, out.Skipped = before, before.Prometheus.Status, skipped
+		out.Cluster, out.Status, out.Skipped = clusterapi.FromRecord(before), before.Prometheus.Status, skipped
 		return out, nil
 	}
-	out.Cluster, out.Status = updated, updated.Prometheus.Status
+	out.Cluster, out.Status = clusterapi.FromRecord(updated), updated.Prometheus.Status
 	f.log.Infow("prometheus discovery", "cluster", updated.ID, "name", updated.Name, "trigger", t.String(),
 		"source", source, "status", updated.Prometheus.Status, "url", updated.Prometheus.URL,
 		"message", updated.Prometheus.Message, "duration", out.Duration)
@@ -233,7 +234,7 @@ func (f *Function) emit(ctx context.Context, rec *store.Cluster) string {
 	e.SetSource(events.SourceDiscovery)
 	e.SetSubject(events.Subject(rec.ID))
 	e.SetTime(f.now().UTC())
-	err := e.SetData(cloudevents.ApplicationJSON, events.ClusterData{Cluster: rec, Changed: []string{"prometheus"}})
+	err := e.SetData(cloudevents.ApplicationJSON, events.ClusterData{Cluster: events.ClusterFromRecord(rec), Changed: []string{"prometheus"}})
 	if err == nil {
 		err = f.events.Send(context.WithoutCancel(ctx), e)
 	}

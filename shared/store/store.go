@@ -24,25 +24,26 @@ const (
 
 // Prometheus is what is known about a cluster's Prometheus.
 type Prometheus struct {
-	URL       string           `json:"url,omitempty"`
-	Status    PrometheusStatus `json:"status"`
-	Message   string           `json:"message,omitempty"`
-	CheckedAt *time.Time       `json:"checkedAt,omitempty"`
+	URL       string
+	Status    PrometheusStatus
+	Message   string
+	CheckedAt *time.Time
 }
 
-// Cluster is one registered cluster. Kubeconfig holds sealed (encrypted) bytes and is never serialised to
-// clients: the JSON tag hides it, and API code returns a public view anyway.
+// Cluster is one registered cluster as the backends keep it. Kubeconfig holds sealed (encrypted) bytes. It has
+// no JSON form on purpose: each backend writes its own stored type, the API answers with shared/clusterapi and
+// events carry events.Cluster, so none of the three formats can change by accident with another.
 type Cluster struct {
-	ID         uint64            `json:"id"`
-	Name       string            `json:"name"`
-	Server     string            `json:"server"`
-	Kubeconfig []byte            `json:"-"`
-	Labels     map[string]string `json:"labels,omitempty"`
-	Prometheus Prometheus        `json:"prometheus"`
-	CreatedAt  time.Time         `json:"createdAt"`
-	UpdatedAt  time.Time         `json:"updatedAt"`
+	ID         uint64
+	Name       string
+	Server     string
+	Kubeconfig []byte
+	Labels     map[string]string
+	Prometheus Prometheus
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 	// Version starts at 1 and is bumped by every successful Update; Update compares it (compare-and-set).
-	Version uint64 `json:"version"`
+	Version uint64
 }
 
 // Clone returns a deep copy, so callers can change a record without touching one a backend or cache holds.

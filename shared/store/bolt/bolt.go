@@ -241,14 +241,32 @@ func (s *Store) Delete(ctx context.Context, id uint64) error {
 	return nil
 }
 
-// record is the stored form: store.Cluster hides Kubeconfig from JSON, so it is carried explicitly here.
+// record is the stored form, its own type so that nothing but this file decides the bytes on disk (the same
+// JSON as the first release wrote).
 type record struct {
-	*store.Cluster
-	Kubeconfig []byte `json:"kubeconfig,omitempty"`
+	ID         uint64            `json:"id"`
+	Name       string            `json:"name"`
+	Server     string            `json:"server"`
+	Kubeconfig []byte            `json:"kubeconfig,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Prometheus promRecord        `json:"prometheus"`
+	CreatedAt  time.Time         `json:"createdAt"`
+	UpdatedAt  time.Time         `json:"updatedAt"`
+	Version    uint64            `json:"version"`
+}
+
+type promRecord struct {
+	URL       string     `json:"url,omitempty"`
+	Status    string     `json:"status"`
+	Message   string     `json:"message,omitempty"`
+	CheckedAt *time.Time `json:"checkedAt,omitempty"`
 }
 
 func put(clusters, names *bbolt.Bucket, c *store.Cluster) error {
-	raw, err := json.Marshal(record{Cluster: c, Kubeconfig: c.Kubeconfig})
+	raw, err := json.Marshal(record{ID: c.ID, Name: c.Name, Server: c.Server, Kubeconfig: c.Kubeconfig,
+		Labels: c.Labels, Prometheus: promRecord{URL: c.Prometheus.URL, Status: string(c.Prometheus.Status),
+			Message: c.Prometheus.Message, CheckedAt: c.Prometheus.CheckedAt},
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, Version: c.Version})
 	if err != nil {
 		return fmt.Errorf("encode record: %w", err)
 	}
@@ -273,17 +291,18 @@ func get(clusters *bbolt.Bucket, id uint64) (*store.Cluster, error) {
 	return c, nil
 }
 
-// decode copies out of bbolt's memory map, whose bytes are only valid inside the transaction.
+// decode copies out of bbolt's memory map, whose bytes are only valid inside the transaction (json.Unmarshal
+// copies).
 func decode(raw []byte) (*store.Cluster, error) {
-	rec := record{Cluster: &store.Cluster{}}
+	var rec record
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
-	c := rec.Cluster
-	c.Kubeconfig = rec.Kubeconfig
-	c.CreatedAt, c.UpdatedAt = c.CreatedAt.UTC(), c.UpdatedAt.UTC()
-	c.Prometheus.CheckedAt = store.NormTimePtr(c.Prometheus.CheckedAt)
-	return c, nil
+	return &store.Cluster{ID: rec.ID, Name: rec.Name, Server: rec.Server, Kubeconfig: rec.Kubeconfig,
+		Labels: rec.Labels, Prometheus: store.Prometheus{URL: rec.Prometheus.URL,
+			Status: store.PrometheusStatus(rec.Prometheus.Status), Message: rec.Prometheus.Message,
+			CheckedAt: store.NormTimePtr(rec.Prometheus.CheckedAt)},
+		CreatedAt: rec.CreatedAt.UTC(), UpdatedAt: rec.UpdatedAt.UTC(), Version: rec.Version}, nil
 }
 
 func idKey(id uint64) []byte {
