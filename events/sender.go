@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
@@ -198,32 +199,49 @@ type Consumer struct {
 // Dispatcher delivers a CloudEvent posted to it to every consumer of its type. An event nobody consumes is
 // accepted: a Broker with no matching Trigger drops it too. The worst consumer status is returned, so a
 // consumer asking for a retry (5xx) gets one.
-func Dispatcher(log *zap.SugaredLogger, consumers []Consumer) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, "reading event: "+err.Error(), http.StatusBadRequest)
-			return
+type Dispatcher struct {
+	log       *zap.SugaredLogger
+	mu        sync.RWMutex
+	consumers []Consumer
+}
+
+// NewDispatcher makes a dispatcher with no consumers yet (the functions are constructed after it).
+func NewDispatcher(log *zap.SugaredLogger) *Dispatcher { return &Dispatcher{log: log} }
+
+// SetConsumers replaces the consumers.
+func (d *Dispatcher) SetConsumers(cs []Consumer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.consumers = slices.Clone(cs)
+}
+
+func (d *Dispatcher) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "reading event: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	d.mu.RLock()
+	consumers := d.consumers
+	d.mu.RUnlock()
+	eventType := r.Header.Get("Ce-Type")
+	status := http.StatusAccepted
+	for _, c := range consumers {
+		if !slices.Contains(c.Types, eventType) {
+			continue
 		}
-		eventType := r.Header.Get("Ce-Type")
-		status := http.StatusAccepted
-		for _, c := range consumers {
-			if !slices.Contains(c.Types, eventType) {
-				continue
-			}
-			rec := &bufferedResponse{header: http.Header{}}
-			req := r.Clone(r.Context())
-			req.Body = io.NopCloser(bytes.NewReader(body))
-			c.Handler.ServeHTTP(rec, req)
-			if rec.status == 0 {
-				rec.status = http.StatusOK
-			}
-			if rec.status >= 300 {
-				log.Warnw("in-process event consumer refused event", "function", c.Name, "type", eventType,
-					"status", rec.status, "body", strings.TrimSpace(rec.body.String()))
-				status = max(status, rec.status)
-			}
+		rec := &bufferedResponse{header: http.Header{}}
+		req := r.Clone(r.Context())
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		c.Handler.ServeHTTP(rec, req)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
 		}
-		w.WriteHeader(status)
-	})
+		if rec.status >= 300 {
+			d.log.Warnw("in-process event consumer refused event", "function", c.Name, "type", eventType,
+				"status", rec.status, "body", strings.TrimSpace(rec.body.String()))
+			status = max(status, rec.status)
+		}
+	}
+	w.WriteHeader(status)
 }

@@ -8,15 +8,14 @@ import (
 	"net/http"
 	"time"
 
+	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap"
 	"knative.dev/pkg/logging"
 
-	"github.com/kitefn/kitefn/events"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/kubeconfig"
-	"github.com/kitefn/kitefn/shared/platform"
 	"github.com/kitefn/kitefn/shared/runtime"
 	"github.com/kitefn/kitefn/shared/store"
 )
@@ -28,7 +27,6 @@ type Config struct {
 	// of the current kubeconfig (KUBECONFIG or ~/.kube/config).
 	ImportKubeconfig bool          `envconfig:"IMPORT_KUBECONFIG" default:"true"`
 	VerifyTimeout    time.Duration `envconfig:"VERIFY_TIMEOUT" default:"10s"`
-	Target           string        `envconfig:"FUNCTION_TARGET" default:"all"`
 }
 
 // Registry is the store as this function uses it.
@@ -52,14 +50,32 @@ type Clients interface {
 	Invalidate(id uint64)
 }
 
+// Sender emits CloudEvents (nil: events are off).
+type Sender interface {
+	Send(ctx context.Context, e cloudevents.Event) error
+}
+
+// Deps is what the function works with, handed in by its constructor.
+type Deps struct {
+	Registry Registry
+	Sealer   Sealer
+	Clients  Clients
+	Events   Sender
+	// Kube tunes the clients built to verify a kubeconfig before it is stored.
+	Kube kube.Config
+	// AllMode: every function runs in this process (make run), which imports the local kubeconfig at start.
+	AllMode bool
+}
+
 // Function is the clusters function.
 type Function struct {
 	cfg     Config
 	reg     Registry
 	sealer  Sealer
 	clients Clients
-	events  *events.Sender
+	events  Sender
 	kube    kube.Config
+	allMode bool
 	mux     *httpapi.Mux
 	log     *zap.SugaredLogger
 }
@@ -69,9 +85,10 @@ var (
 	_ runtime.Router  = (*Function)(nil)
 )
 
-// New makes the function; Start wires it to the platform.
-func New() runtime.Handler {
-	f := &Function{mux: httpapi.NewMux()}
+// New makes the function over its dependencies; Start reads its configuration.
+func New(d Deps) *Function {
+	f := &Function{reg: d.Registry, sealer: d.Sealer, clients: d.Clients, events: d.Events, kube: d.Kube,
+		allMode: d.AllMode, mux: httpapi.NewMux()}
 	f.mux.Handle(http.MethodGet, "/api/v1/clusters", f.list)
 	f.mux.Handle(http.MethodPost, "/api/v1/clusters", f.create)
 	f.mux.Handle(http.MethodPost, "/api/v1/clusters/import", f.importKubeconfig)
@@ -82,33 +99,33 @@ func New() runtime.Handler {
 	return f
 }
 
-// CheckConfig validates the function's configuration (kitefn -check-config).
-func (f *Function) CheckConfig() error {
+// LoadConfig reads and validates the function's configuration.
+func LoadConfig() (Config, error) {
 	var cfg Config
 	if err := envconfig.Process("kitefn", &cfg); err != nil {
-		return fmt.Errorf("clusters configuration: %w", err)
+		return cfg, fmt.Errorf("clusters configuration: %w", err)
 	}
 	if cfg.VerifyTimeout <= 0 {
-		return fmt.Errorf("KITEFN_VERIFY_TIMEOUT must be positive, got %s", cfg.VerifyTimeout)
+		return cfg, fmt.Errorf("KITEFN_VERIFY_TIMEOUT must be positive, got %s", cfg.VerifyTimeout)
 	}
-	return nil
+	return cfg, nil
 }
 
-// Start reads the config and takes the shared store, sealer, client cache and sender from the platform.
+// CheckConfig validates the configuration (kitefn -check-config).
+func CheckConfig() error {
+	_, err := LoadConfig()
+	return err
+}
+
+// Start reads the configuration; in one-process mode it imports the local kubeconfig into an empty registry.
 func (f *Function) Start(ctx context.Context, _ map[string]string) error {
-	if err := f.CheckConfig(); err != nil {
-		return err
-	}
-	if err := envconfig.Process("kitefn", &f.cfg); err != nil {
-		return fmt.Errorf("clusters configuration: %w", err)
-	}
-	p, err := platform.From(ctx)
+	cfg, err := LoadConfig()
 	if err != nil {
 		return err
 	}
-	f.reg, f.sealer, f.clients, f.events, f.kube = p.Store, p.Sealer, p.Clients, p.Events, p.Config.Kube
+	f.cfg = cfg
 	f.log = logging.FromContext(ctx).With("function", "clusters")
-	if f.cfg.ImportKubeconfig && (f.cfg.Target == "" || f.cfg.Target == "all") {
+	if f.cfg.ImportKubeconfig && f.allMode {
 		f.importLocal(ctx)
 	}
 	return nil

@@ -10,8 +10,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/kitefn/kitefn/functions/clusters"
-	"github.com/kitefn/kitefn/shared/runtime"
+	"github.com/kitefn/kitefn/functions/catalog"
 	"github.com/kitefn/kitefn/tests/apitest"
 	"github.com/kitefn/kitefn/tests/harness"
 )
@@ -31,9 +30,9 @@ func needKube(t *testing.T) {
 }
 
 // startAPI runs the clusters function (and extra functions) in one-process mode on a bbolt file.
-func startAPI(t *testing.T, env map[string]string, extra ...runtime.Function) *apitest.Server {
+func startAPI(t *testing.T, env map[string]string, extra ...apitest.Fn) *apitest.Server {
 	t.Helper()
-	return apitest.Start(t, env, append([]runtime.Function{{Name: "clusters", Value: clusters.New()}}, extra...)...)
+	return apitest.Start(t, env, append([]apitest.Fn{catalog.Get("clusters")}, extra...)...)
 }
 
 // count returns how many clusters the registry holds, read through the API.

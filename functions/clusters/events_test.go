@@ -13,6 +13,7 @@ import (
 
 	"github.com/kitefn/kitefn/events"
 	"github.com/kitefn/kitefn/shared/httpapi"
+	"github.com/kitefn/kitefn/shared/platform"
 	"github.com/kitefn/kitefn/shared/runtime"
 	"github.com/kitefn/kitefn/tests/apitest"
 )
@@ -127,7 +128,7 @@ func (c *consumer) Handle(w http.ResponseWriter, r *http.Request) {
 func TestEventsInProcessInAllMode(t *testing.T) {
 	needKube(t)
 	c := &consumer{}
-	a := startAPI(t, nil, runtime.Function{Name: "consumer", Value: c})
+	a := startAPI(t, nil, apitest.Fn{Name: "consumer", New: func(*platform.Platform) runtime.Handler { return c }})
 	a.Do(http.MethodPost, "/api/v1/clusters", register("local", kube.AdminKubeconfig())).
 		Expect(t, http.StatusCreated, "")
 	deadline := time.Now().Add(5 * time.Second)

@@ -27,7 +27,6 @@ import (
 	"github.com/kitefn/kitefn/events"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
-	"github.com/kitefn/kitefn/shared/platform"
 	"github.com/kitefn/kitefn/shared/prometheus"
 	"github.com/kitefn/kitefn/shared/runtime"
 	"github.com/kitefn/kitefn/shared/store"
@@ -49,7 +48,6 @@ const (
 
 // Config is the discovery function's configuration (env prefix KITEFN_).
 type Config struct {
-	Target string `envconfig:"FUNCTION_TARGET" default:"all"`
 	// PrometheusURLs maps cluster names to Prometheus URLs that win over discovery: "prod=https://…,dev=…".
 	PrometheusURLs string `envconfig:"PROMETHEUS_URLS"`
 	// Timeout is the budget of one discovery; ProbeTimeout of one candidate's probe.
@@ -181,47 +179,40 @@ var (
 	_ runtime.Stopper       = (*Function)(nil)
 	_ runtime.Router        = (*Function)(nil)
 	_ runtime.EventConsumer = (*Function)(nil)
-	_ runtime.ConfigChecker = (*Function)(nil)
 )
 
-// New makes the function; Start wires it to the platform.
-func New() runtime.Handler {
+// Deps is what the function works with, handed in by its constructor.
+type Deps struct {
+	Registry Registry
+	Clients  Clients
+	Events   Sender // nil: events are off
+	// AllMode: events arrive in-process from the clusters function, which waits for the answer.
+	AllMode bool
+}
+
+// New makes the function over its dependencies; Start reads its configuration.
+func New(d Deps) *Function {
 	seen, _ := lru.New[string, struct{}](dedupeSize) // fails only for a size below 1
-	f := &Function{mux: httpapi.NewMux(), seen: seen, now: time.Now}
+	f := &Function{mux: httpapi.NewMux(), seen: seen, now: time.Now, reg: d.Registry, clients: d.Clients,
+		events: d.Events, allMode: d.AllMode}
 	f.mux.Handle(http.MethodPost, DiscoverPath, f.redetect)
-	// Known before Start, because one-process mode delivers events from the clusters function's own Start.
-	var mode struct {
-		Target string `envconfig:"FUNCTION_TARGET" default:"all"`
-	}
-	_ = envconfig.Process("kitefn", &mode) // a bad environment fails Start with a message
-	f.allMode = mode.Target == "" || mode.Target == "all"
 	return f
 }
 
 // CheckConfig validates the configuration (kitefn -check-config).
-func (f *Function) CheckConfig() error {
+func CheckConfig() error {
 	_, _, err := LoadConfig()
 	return err
 }
 
-// Start reads the config and takes the store, the client cache and the sender from the platform. In
-// one-process mode it then discovers, in the background, every cluster still pending (registered while the
-// function was not running, or imported at start).
+// Start reads the configuration. In one-process mode it then discovers, in the background, every cluster still
+// pending (registered while the function was not running, or imported at start).
 func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	cfg, urls, err := LoadConfig()
 	if err != nil {
 		return err
 	}
-	p, err := platform.From(ctx)
-	if err != nil {
-		return err
-	}
 	f.cfg, f.urls = cfg, urls
-	f.allMode = cfg.Target == "" || cfg.Target == "all"
-	f.reg, f.clients = p.Store, p.Clients
-	if p.Events != nil {
-		f.events = p.Events
-	}
 	f.log = logging.FromContext(ctx).With("function", "discovery")
 	f.direct = directClient(cfg.ProbeTimeout)
 	f.bgCtx, f.bgCancel = context.WithCancel(logging.WithLogger(context.WithoutCancel(ctx), f.log))

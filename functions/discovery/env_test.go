@@ -12,10 +12,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kitefn/kitefn/events"
-	"github.com/kitefn/kitefn/functions/clusters"
-	"github.com/kitefn/kitefn/functions/discovery"
+	"github.com/kitefn/kitefn/functions/catalog"
 	"github.com/kitefn/kitefn/shared/prometheus/prometheustest"
-	"github.com/kitefn/kitefn/shared/runtime"
 	"github.com/kitefn/kitefn/shared/store"
 	"github.com/kitefn/kitefn/tests/apitest"
 	"github.com/kitefn/kitefn/tests/harness"
@@ -126,21 +124,20 @@ func deploy(t *testing.T, env map[string]string) *server {
 	for k, v := range env {
 		e[k] = v
 	}
-	return &server{Server: apitest.Start(t, e, runtime.Function{Name: "discovery", Value: discovery.New()}), t: t}
+	return &server{Server: apitest.Start(t, e, catalog.Get("discovery")), t: t}
 }
 
 // replica runs another discovery replica over s's store, with its own client cache and memory of events.
 func (s *server) replica(t *testing.T) *server {
 	t.Helper()
-	return &server{Server: s.Replica(t, runtime.Function{Name: "discovery", Value: discovery.New()}), t: t}
+	return &server{Server: s.Replica(t, catalog.Get("discovery")), t: t}
 }
 
 // startAll runs the clusters and discovery functions in one process (make run), events delivered in-process.
 func startAll(t *testing.T, env map[string]string) *server {
 	t.Helper()
 	return &server{Server: apitest.Start(t, env,
-		runtime.Function{Name: "clusters", Value: clusters.New()},
-		runtime.Function{Name: "discovery", Value: discovery.New()}), t: t}
+		catalog.Get("clusters"), catalog.Get("discovery")), t: t}
 }
 
 // register stores a cluster for the test apiserver directly, as the clusters function would.

@@ -15,7 +15,6 @@ import (
 
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
-	"github.com/kitefn/kitefn/shared/platform"
 	"github.com/kitefn/kitefn/shared/runtime"
 )
 
@@ -42,14 +41,18 @@ type Function struct {
 }
 
 var (
-	_ runtime.Starter       = (*Function)(nil)
-	_ runtime.Router        = (*Function)(nil)
-	_ runtime.ConfigChecker = (*Function)(nil)
+	_ runtime.Starter = (*Function)(nil)
+	_ runtime.Router  = (*Function)(nil)
 )
 
-// New makes the function; Start wires it to the platform's client cache.
-func New() runtime.Handler {
-	f := &Function{mux: httpapi.NewMux(), now: time.Now}
+// Deps is what the function works with, handed in by its constructor.
+type Deps struct {
+	Clients kube.Clients
+}
+
+// New makes the function over its dependencies; Start reads its configuration.
+func New(d Deps) *Function {
+	f := &Function{mux: httpapi.NewMux(), clients: d.Clients, now: time.Now}
 	f.mux.Handle(http.MethodGet, "/api/v1/resources/{path...}", f.withCluster(f.get))
 	f.mux.Handle(http.MethodDelete, "/api/v1/resources/{path...}", f.withCluster(f.delete))
 	f.mux.Handle(http.MethodPost, "/api/v1/resources/{path...}", f.withCluster(f.action))
@@ -59,32 +62,32 @@ func New() runtime.Handler {
 	return f
 }
 
-// CheckConfig validates the configuration (kitefn -check-config).
-func (f *Function) CheckConfig() error {
+// LoadConfig reads and validates the function's configuration.
+func LoadConfig() (Config, error) {
 	var cfg Config
 	if err := envconfig.Process("kitefn", &cfg); err != nil {
-		return fmt.Errorf("resources configuration: %w", err)
+		return cfg, fmt.Errorf("resources configuration: %w", err)
 	}
 	if cfg.CRDCacheTTL < 0 || cfg.FamiliesCacheTTL < 0 || cfg.DiscoveryResetInterval < 0 || cfg.MaxApplyBytes < 1 {
-		return fmt.Errorf("resources configuration: durations must not be negative and KITEFN_MAX_APPLY_BYTES must be positive")
+		return cfg, fmt.Errorf("resources configuration: durations must not be negative and KITEFN_MAX_APPLY_BYTES must be positive")
 	}
-	return nil
+	return cfg, nil
 }
 
-// Start reads the config and takes the client cache from the platform.
+// CheckConfig validates the configuration (kitefn -check-config).
+func CheckConfig() error {
+	_, err := LoadConfig()
+	return err
+}
+
+// Start reads the configuration.
 func (f *Function) Start(ctx context.Context, _ map[string]string) error {
-	if err := f.CheckConfig(); err != nil {
-		return err
-	}
-	if err := envconfig.Process("kitefn", &f.cfg); err != nil {
-		return fmt.Errorf("resources configuration: %w", err)
-	}
-	p, err := platform.From(ctx)
+	cfg, err := LoadConfig()
 	if err != nil {
 		return err
 	}
+	f.cfg = cfg
 	f.log = logging.FromContext(ctx).With("function", "resources")
-	f.clients = p.Clients
 	return nil
 }
 

@@ -15,8 +15,8 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kitefn/kitefn/functions/catalog"
 	"github.com/kitefn/kitefn/functions/resources"
-	"github.com/kitefn/kitefn/shared/runtime"
 	"github.com/kitefn/kitefn/tests/apitest"
 	"github.com/kitefn/kitefn/tests/harness"
 )
@@ -37,7 +37,7 @@ func setup(t *testing.T) *env {
 	if kube == nil {
 		t.Skip("needs the real kube-apiserver (not in -short mode)")
 	}
-	api := apitest.Start(t, nil, runtime.Function{Name: "resources", Value: resources.New()})
+	api := apitest.Start(t, nil, catalog.Get("resources"))
 	api.AddCluster("test", kube.AdminKubeconfig())
 	return &env{api: api, cs: kubernetes.NewForConfigOrDie(kube.RESTConfig()), dyn: dynamic.NewForConfigOrDie(kube.RESTConfig())}
 }

@@ -108,21 +108,28 @@ func ParseKey(s string) ([]byte, error) {
 	return nil, errors.New("encryption key must be 32 bytes, base64-encoded (openssl rand -base64 32)")
 }
 
+// LoadKeyFile reads a base64 key from path; a missing file is an error (a deployed function must never invent
+// a key: two replicas would seal with different ones).
+func LoadKeyFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading key file: %w", err)
+	}
+	k, err := ParseKey(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return k, nil
+}
+
 // LoadOrCreateKeyFile reads a base64 key from path, or makes one there (0600) if the file does not exist: the
 // local default, so `make run` needs no setup while the data stays encrypted at rest.
 func LoadOrCreateKeyFile(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
-	if err == nil {
-		k, err := ParseKey(string(data))
-		if err != nil {
-			return nil, fmt.Errorf("key file %s: %w", path, err)
-		}
-		return k, nil
+	k, err := LoadKeyFile(path)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return k, err
 	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("reading key file: %w", err)
-	}
-	k := make([]byte, 32)
+	k = make([]byte, 32)
 	if _, err := rand.Read(k); err != nil {
 		return nil, fmt.Errorf("generating key: %w", err)
 	}

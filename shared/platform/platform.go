@@ -1,6 +1,6 @@
 // Package platform holds what the functions of one process share: the registry store, the kubeconfig sealer,
 // the cluster client cache and the event sender. One Platform per process (per warm instance); functions get
-// it from the context passed to Start.
+// what they need of it in their constructor (functions/catalog wires them).
 package platform
 
 import (
@@ -29,7 +29,8 @@ type Config struct {
 	Kube   kube.Config         `ignored:"true"`
 	Events events.SenderConfig `ignored:"true"`
 	// EncryptionKey seals kubeconfigs (32 bytes, base64). EncryptionKeyFile holds it instead. Without either,
-	// one-process mode keeps a generated key in DataDir/encryption.key; a deployed function refuses to start.
+	// one-process mode keeps a generated key in DataDir/encryption.key; a deployed function refuses to start,
+	// and never creates a missing key file (two replicas would seal with different keys).
 	EncryptionKey     string   `envconfig:"ENCRYPTION_KEY"`
 	EncryptionKeyFile string   `envconfig:"ENCRYPTION_KEY_FILE"`
 	EncryptionOldKeys []string `envconfig:"ENCRYPTION_OLD_KEYS"`
@@ -41,27 +42,24 @@ type Config struct {
 // Platform is the per-process set of shared resources.
 type Platform struct {
 	Config  Config
+	Runtime runtime.Config
 	Store   store.Store
 	Sealer  *kubeconfig.Sealer
 	Clients *kube.Cache
 	Events  *events.Sender
 	Log     *zap.SugaredLogger
+	// local delivers events in-process in one-process mode without K_SINK; Bind tells it the consumers.
+	local *events.Dispatcher
 }
 
-type ctxKey struct{}
+// AllMode reports whether every function runs in this process (FUNCTION_TARGET unset or "all").
+func (p *Platform) AllMode() bool { return p.Runtime.AllMode() }
 
-// WithPlatform puts p in ctx for the functions' Start.
-func WithPlatform(ctx context.Context, p *Platform) context.Context {
-	return context.WithValue(ctx, ctxKey{}, p)
-}
-
-// From returns the Platform in ctx, or an error that says the function was started without one.
-func From(ctx context.Context) (*Platform, error) {
-	p, ok := ctx.Value(ctxKey{}).(*Platform)
-	if !ok {
-		return nil, errors.New("no platform in the start context: start functions through runtime.Main or platform.Setup")
+// Bind is the runtime.Options.Bind hook: in-process events go to the consumers among fns.
+func (p *Platform) Bind(fns []runtime.Function) {
+	if p.local != nil {
+		p.local.SetConsumers(consumers(fns))
 	}
-	return p, nil
 }
 
 // Sealer builds the kubeconfig sealer from the configured keys.
@@ -89,9 +87,12 @@ func (c Config) keys(allMode, files bool) ([][]byte, error) {
 	case c.EncryptionKey != "":
 		k, perr := kubeconfig.ParseKey(c.EncryptionKey)
 		err = add(k, perr, "KITEFN_ENCRYPTION_KEY")
-	case c.EncryptionKeyFile != "" && files:
+	case c.EncryptionKeyFile != "" && files && allMode:
 		k, ferr := kubeconfig.LoadOrCreateKeyFile(c.EncryptionKeyFile)
 		err = add(k, ferr, "KITEFN_ENCRYPTION_KEY_FILE")
+	case c.EncryptionKeyFile != "" && files:
+		k, ferr := kubeconfig.LoadKeyFile(c.EncryptionKeyFile)
+		err = add(k, ferr, "KITEFN_ENCRYPTION_KEY_FILE (a deployed function never creates its key)")
 	case allMode && files:
 		k, ferr := kubeconfig.LoadOrCreateKeyFile(filepath.Join(c.DataDir, "encryption.key"))
 		err = add(k, ferr, "local encryption key")
@@ -109,8 +110,8 @@ func (c Config) keys(allMode, files bool) ([][]byte, error) {
 }
 
 // New opens the store and builds the sealer, the client cache and the sender. In one-process mode without
-// K_SINK, events go to the in-process consumers among fns.
-func New(ctx context.Context, cfg Config, rcfg runtime.Config, log *zap.SugaredLogger, fns []runtime.Function) (*Platform, error) {
+// K_SINK, events go to the in-process consumers Bind names.
+func New(ctx context.Context, cfg Config, rcfg runtime.Config, log *zap.SugaredLogger) (*Platform, error) {
 	sealer, err := cfg.sealer(rcfg.AllMode())
 	if err != nil {
 		return nil, err
@@ -126,11 +127,13 @@ func New(ctx context.Context, cfg Config, rcfg runtime.Config, log *zap.SugaredL
 		return nil, err
 	}
 	var sender *events.Sender
+	var local *events.Dispatcher
 	switch {
 	case cfg.Events.Sink != "":
 		sender, err = events.NewSender(cfg.Events)
 	case rcfg.AllMode():
-		sender, err = events.NewLocalSender(cfg.Events, events.Dispatcher(log, consumers(fns)))
+		local = events.NewDispatcher(log)
+		sender, err = events.NewLocalSender(cfg.Events, local)
 	default:
 		log.Warn("K_SINK is not set: cluster events are not sent (bind the service to a Broker with a SinkBinding)")
 	}
@@ -138,7 +141,8 @@ func New(ctx context.Context, cfg Config, rcfg runtime.Config, log *zap.SugaredL
 		_ = st.Close()
 		return nil, err
 	}
-	return &Platform{Config: cfg, Store: st, Sealer: sealer, Clients: clients, Events: sender, Log: log}, nil
+	return &Platform{Config: cfg, Runtime: rcfg, Store: st, Sealer: sealer, Clients: clients, Events: sender, Log: log,
+		local: local}, nil
 }
 
 // Load reads the configuration from the environment and validates it.
@@ -177,19 +181,18 @@ func Check(rcfg runtime.Config) error {
 	return err
 }
 
-// Setup is the runtime.Options.Setup hook: it loads the config, builds the Platform and hands it to the
-// functions' Start through the context.
-func Setup(ctx context.Context, rcfg runtime.Config, log *zap.SugaredLogger, fns []runtime.Function) (
-	context.Context, func(context.Context) error, error) {
+// Setup is the runtime.Options.Setup hook: it loads the config and builds the Platform the functions are
+// constructed over.
+func Setup(ctx context.Context, rcfg runtime.Config, log *zap.SugaredLogger) (*Platform, func(context.Context) error, error) {
 	cfg, err := Load()
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := New(ctx, cfg, rcfg, log, fns)
+	p, err := New(ctx, cfg, rcfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	return WithPlatform(ctx, p), func(context.Context) error { return p.Close() }, nil
+	return p, func(context.Context) error { return p.Close() }, nil
 }
 
 // Close releases the store.
@@ -205,4 +208,17 @@ func consumers(fns []runtime.Function) []events.Consumer {
 		}
 	}
 	return out
+}
+
+// Replica is another replica's view of the same shared parts (the store, the sealer, the event sender) with a
+// client cache of its own, as a second instance of a service has. Its Bind does nothing: events still go to the
+// consumers of p. Tests use it; a process has one Platform.
+func (p *Platform) Replica() (*Platform, error) {
+	clients, err := kube.NewCache(p.Store, p.Sealer, p.Config.Kube)
+	if err != nil {
+		return nil, err
+	}
+	q := *p
+	q.Clients, q.local = clients, nil
+	return &q, nil
 }

@@ -52,9 +52,3 @@ type EventConsumer interface {
 type ShutdownNotifier interface {
 	ShuttingDown()
 }
-
-// ConfigChecker validates a function's own configuration without side effects, for `kitefn -check-config`.
-// Start must fail on the same problems.
-type ConfigChecker interface {
-	CheckConfig() error
-}

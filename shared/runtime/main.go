@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/kelseyhightower/envconfig"
@@ -16,22 +16,65 @@ import (
 	"knative.dev/pkg/logging"
 )
 
+// Spec is one function: its FUNCTION_TARGET name, how to build it from what the process shares (P), and how
+// to check its own configuration without building anything (`kitefn -check-config`).
+type Spec[P any] struct {
+	Name  string
+	New   func(P) Handler
+	Check func() error
+}
+
 // Options tell Main which functions exist and how to prepare what they share.
-type Options struct {
-	// Functions maps a FUNCTION_TARGET name to its New. Only the targeted one is constructed, so a deployed
-	// function pays no start-up cost for the others.
-	Functions map[string]func() Handler
-	// Setup runs after the functions are constructed and before they Start. It returns the context passed to
-	// Start (carrying shared resources) and a cleanup run after Stop.
-	Setup func(ctx context.Context, cfg Config, log *zap.SugaredLogger, fns []Function) (
-		context.Context, func(context.Context) error, error)
+type Options[P any] struct {
+	// Functions lists every function. Only the targeted one is constructed, so a deployed function pays no
+	// start-up cost for the others.
+	Functions []Spec[P]
+	// Setup builds what the functions share before any is constructed; they receive it in their constructor.
+	// cleanup runs after Stop.
+	Setup func(ctx context.Context, cfg Config, log *zap.SugaredLogger) (P, func(context.Context) error, error)
+	// Bind runs once the functions are constructed, before they Start (one-process mode delivers events to the
+	// consumers among them).
+	Bind func(shared P, fns []Function)
 	// Check validates the configuration Setup would use, without opening anything (`kitefn -check-config`).
 	Check func(cfg Config) error
 }
 
+func (o Options[P]) names() []string {
+	out := make([]string, 0, len(o.Functions))
+	for _, s := range o.Functions {
+		out = append(out, s.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// targeted are the specs this process runs: the one FUNCTION_TARGET names, or all of them.
+func (o Options[P]) targeted(cfg Config) []Spec[P] {
+	var out []Spec[P]
+	for _, s := range o.Functions {
+		if cfg.AllMode() || s.Name == cfg.Target {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b Spec[P]) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Build constructs the targeted functions over shared and binds them (for tests and Main).
+func (o Options[P]) Build(cfg Config, shared P) []Function {
+	var fns []Function
+	for _, s := range o.targeted(cfg) {
+		fns = append(fns, Function{Name: s.Name, Value: s.New(shared)})
+	}
+	if o.Bind != nil {
+		o.Bind(shared, fns)
+	}
+	return fns
+}
+
 // checkConfig validates everything a start would, opens nothing and listens nowhere: deploy/ tests run it on
 // every Knative Service's environment, and operators can run it before a rollout.
-func checkConfig(cfg Config, opts Options) error {
+func checkConfig[P any](cfg Config, opts Options[P]) error {
 	if !cfg.AllMode() || len(cfg.APITokens) > 0 || cfg.APITokensFile != "" {
 		if _, _, err := cfg.Tokens(); err != nil {
 			return err
@@ -42,12 +85,10 @@ func checkConfig(cfg Config, opts Options) error {
 			return err
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(opts.Functions)) {
-		if cfg.AllMode() || name == cfg.Target {
-			if c, ok := opts.Functions[name]().(ConfigChecker); ok {
-				if err := c.CheckConfig(); err != nil {
-					return fmt.Errorf("%s: %w", name, err)
-				}
+	for _, s := range opts.targeted(cfg) {
+		if s.Check != nil {
+			if err := s.Check(); err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
 			}
 		}
 	}
@@ -55,13 +96,13 @@ func checkConfig(cfg Config, opts Options) error {
 }
 
 // Main runs the process and returns its exit code.
-func Main(opts Options) int {
+func Main[P any](opts Options[P]) int {
 	var cfg Config
 	if err := envconfig.Process("kitefn", &cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "kitefn: configuration: %v\n", err)
 		return 2
 	}
-	if err := cfg.Validate(slices.Sorted(maps.Keys(opts.Functions))); err != nil {
+	if err := cfg.Validate(opts.names()); err != nil {
 		fmt.Fprintf(os.Stderr, "kitefn: configuration: %v\n", err)
 		return 2
 	}
@@ -86,7 +127,7 @@ func Main(opts Options) int {
 	return 0
 }
 
-func run(cfg Config, log *zap.SugaredLogger, opts Options) error {
+func run[P any](cfg Config, log *zap.SugaredLogger, opts Options[P]) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	ctx = logging.WithLogger(ctx, log)
@@ -100,15 +141,10 @@ func run(cfg Config, log *zap.SugaredLogger, opts Options) error {
 		fmt.Fprintf(os.Stderr, "\nkitefn: API token (kept in %s):\n\n    export KITEFN_TOKEN=%s\n\n", generated, tokens[0])
 	}
 
-	var fns []Function
-	for _, name := range slices.Sorted(maps.Keys(opts.Functions)) {
-		if cfg.AllMode() || name == cfg.Target {
-			fns = append(fns, Function{Name: name, Value: opts.Functions[name]()})
-		}
-	}
-	startCtx, cleanup := ctx, func(context.Context) error { return nil }
+	var shared P
+	cleanup := func(context.Context) error { return nil }
 	if opts.Setup != nil {
-		if startCtx, cleanup, err = opts.Setup(ctx, cfg, log, fns); err != nil {
+		if shared, cleanup, err = opts.Setup(ctx, cfg, log); err != nil {
 			return err
 		}
 	}
@@ -117,6 +153,8 @@ func run(cfg Config, log *zap.SugaredLogger, opts Options) error {
 			log.Errorw("cleanup failed", "error", err)
 		}
 	}()
+	fns := opts.Build(cfg, shared)
+	startCtx := ctx
 
 	srv, err := NewServer(cfg, log, fns, tokens)
 	if err != nil {

@@ -20,7 +20,6 @@ import (
 	"go.uber.org/zap/zaptest"
 	"knative.dev/pkg/logging"
 
-	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/platform"
 	"github.com/kitefn/kitefn/shared/runtime"
 	"github.com/kitefn/kitefn/shared/store"
@@ -41,9 +40,12 @@ type Server struct {
 	Hits atomic.Int64
 }
 
+// Fn is a function to run, built over the platform (functions/catalog has every real one).
+type Fn = runtime.Spec[*platform.Platform]
+
 // Start runs fns over a bbolt file in a temp dir, in one-process mode unless env sets FUNCTION_TARGET. env sets
 // or overrides variables (t.Setenv: such tests cannot run in parallel).
-func Start(t *testing.T, env map[string]string, fns ...runtime.Function) *Server {
+func Start(t *testing.T, env map[string]string, fns ...Fn) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	base := map[string]string{
@@ -70,12 +72,12 @@ func Start(t *testing.T, env map[string]string, fns ...runtime.Function) *Server
 
 // Replica starts fns as another replica sharing s's store (replicas share one database) with its own client
 // cache.
-func (s *Server) Replica(t *testing.T, fns ...runtime.Function) *Server {
+func (s *Server) Replica(t *testing.T, fns ...Fn) *Server {
 	t.Helper()
 	return serve(t, fns, s.Platform)
 }
 
-func serve(t *testing.T, fns []runtime.Function, share *platform.Platform) *Server {
+func serve(t *testing.T, specs []Fn, share *platform.Platform) *Server {
 	t.Helper()
 	var rcfg runtime.Config
 	if err := envconfig.Process("kitefn", &rcfg); err != nil {
@@ -89,22 +91,23 @@ func serve(t *testing.T, fns []runtime.Function, share *platform.Platform) *Serv
 	}
 	var p *platform.Platform
 	if share == nil {
-		if p, err = platform.New(ctx, cfg, rcfg, log, fns); err != nil {
+		if p, err = platform.New(ctx, cfg, rcfg, log); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = p.Close() })
 	} else {
-		q := *share
-		if q.Clients, err = kube.NewCache(q.Store, q.Sealer, q.Config.Kube); err != nil {
+		if p, err = share.Replica(); err != nil {
 			t.Fatal(err)
 		}
-		p = &q
 	}
+	opts := runtime.Options[*platform.Platform]{Functions: specs,
+		Bind: func(p *platform.Platform, fns []runtime.Function) { p.Bind(fns) }}
+	fns := opts.Build(rcfg, p)
 	srv, err := runtime.NewServer(rcfg, log, fns, []string{Token})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(platform.WithPlatform(ctx, p)); err != nil {
+	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	out := &Server{t: t, Platform: p}

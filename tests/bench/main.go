@@ -26,7 +26,7 @@ import (
 	"go.uber.org/zap"
 	"knative.dev/pkg/logging"
 
-	"github.com/kitefn/kitefn/functions/clusters"
+	"github.com/kitefn/kitefn/functions/catalog"
 	"github.com/kitefn/kitefn/shared/platform"
 	"github.com/kitefn/kitefn/shared/runtime"
 	"github.com/kitefn/kitefn/shared/store"
@@ -195,17 +195,17 @@ func benchStore(ctx context.Context, tmp string, env map[string]string) (concurr
 		return 0, 0, 0, err
 	}
 	log := zap.NewNop().Sugar()
-	fns := []runtime.Function{{Name: "clusters", Value: clusters.New()}}
-	p, err := platform.New(ctx, cfg, rcfg, log, fns)
+	p, err := platform.New(ctx, cfg, rcfg, log)
 	if err != nil {
 		return 0, 0, 0, err
 	}
 	defer p.Close()
+	fns := []runtime.Function{{Name: "clusters", Value: catalog.Get("clusters").New(p)}}
 	srv, err := runtime.NewServer(rcfg, log, fns, []string{token})
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	if err := srv.Start(platform.WithPlatform(logging.WithLogger(ctx, log), p)); err != nil {
+	if err := srv.Start(logging.WithLogger(ctx, log)); err != nil {
 		return 0, 0, 0, err
 	}
 	ts := httptest.NewServer(srv.Handler())

@@ -21,7 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"knative.dev/pkg/logging"
 
-	"github.com/kitefn/kitefn/functions/resources"
+	"github.com/kitefn/kitefn/functions/catalog"
 	"github.com/kitefn/kitefn/shared/platform"
 	"github.com/kitefn/kitefn/shared/runtime"
 	"github.com/kitefn/kitefn/shared/store"
@@ -62,8 +62,7 @@ func benchResources(ctx context.Context, tmp string, w *tabwriter.Writer) error 
 		return err
 	}
 	log := zap.NewNop().Sugar()
-	fns := []runtime.Function{{Name: "resources", Value: resources.New()}}
-	p, err := platform.New(ctx, cfg, rcfg, log, fns)
+	p, err := platform.New(ctx, cfg, rcfg, log)
 	if err != nil {
 		return err
 	}
@@ -76,11 +75,12 @@ func benchResources(ctx context.Context, tmp string, w *tabwriter.Writer) error 
 		Prometheus: store.Prometheus{Status: store.PrometheusPending}}); err != nil {
 		return err
 	}
+	fns := []runtime.Function{{Name: "resources", Value: catalog.Get("resources").New(p)}}
 	srv, err := runtime.NewServer(rcfg, log, fns, []string{token})
 	if err != nil {
 		return err
 	}
-	if err := srv.Start(platform.WithPlatform(logging.WithLogger(ctx, log), p)); err != nil {
+	if err := srv.Start(logging.WithLogger(ctx, log)); err != nil {
 		return err
 	}
 	ts := httptest.NewServer(srv.Handler())

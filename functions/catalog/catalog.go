@@ -1,0 +1,63 @@
+// Package catalog lists kitefn's functions and wires each to what the process shares: the one place where a
+// function's dependencies are taken from the platform. main.go runs them; tests start them the same way.
+package catalog
+
+import (
+	"github.com/kitefn/kitefn/functions/clusters"
+	"github.com/kitefn/kitefn/functions/discovery"
+	"github.com/kitefn/kitefn/functions/resources"
+	"github.com/kitefn/kitefn/shared/platform"
+	"github.com/kitefn/kitefn/shared/runtime"
+)
+
+// Spec is a function built over the platform.
+type Spec = runtime.Spec[*platform.Platform]
+
+// All lists every function, by FUNCTION_TARGET name.
+func All() []Spec {
+	return []Spec{
+		{Name: "clusters", Check: clusters.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
+			return clusters.New(clusters.Deps{Registry: p.Store, Sealer: p.Sealer, Clients: p.Clients,
+				Events: sender(p), Kube: p.Config.Kube, AllMode: p.AllMode()})
+		}},
+		{Name: "discovery", Check: discovery.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
+			return discovery.New(discovery.Deps{Registry: p.Store, Clients: p.Clients, Events: sender(p),
+				AllMode: p.AllMode()})
+		}},
+		{Name: "resources", Check: resources.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
+			return resources.New(resources.Deps{Clients: p.Clients})
+		}},
+	}
+}
+
+// Get is one function of All; it panics on a name that is not one (a programming error in a test).
+func Get(name string) Spec {
+	for _, s := range All() {
+		if s.Name == name {
+			return s
+		}
+	}
+	panic("catalog: no function " + name)
+}
+
+// Options are runtime.Main's options for every function over the platform.
+func Options() runtime.Options[*platform.Platform] {
+	return runtime.Options[*platform.Platform]{
+		Functions: All(),
+		Setup:     platform.Setup,
+		Bind:      func(p *platform.Platform, fns []runtime.Function) { p.Bind(fns) },
+		Check:     platform.Check,
+	}
+}
+
+// sender is the platform's event sender as an interface that is nil when events are off (a nil *Sender inside
+// a non-nil interface would hide that).
+func sender(p *platform.Platform) interface {
+	clusters.Sender
+	discovery.Sender
+} {
+	if p.Events == nil {
+		return nil
+	}
+	return p.Events
+}
