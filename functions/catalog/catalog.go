@@ -30,16 +30,6 @@ func All() []Spec {
 	}
 }
 
-// Get is one function of All; it panics on a name that is not one (a programming error in a test).
-func Get(name string) Spec {
-	for _, s := range All() {
-		if s.Name == name {
-			return s
-		}
-	}
-	panic("catalog: no function " + name)
-}
-
 // Options are runtime.Main's options for every function over the platform.
 func Options() runtime.Options[*platform.Platform] {
 	return runtime.Options[*platform.Platform]{

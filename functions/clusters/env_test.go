@@ -10,7 +10,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/kitefn/kitefn/functions/catalog"
 	"github.com/kitefn/kitefn/tests/apitest"
 	"github.com/kitefn/kitefn/tests/harness"
 )
@@ -32,7 +31,7 @@ func needKube(t *testing.T) {
 // startAPI runs the clusters function (and extra functions) in one-process mode on a bbolt file.
 func startAPI(t *testing.T, env map[string]string, extra ...apitest.Fn) *apitest.Server {
 	t.Helper()
-	return apitest.Start(t, env, append([]apitest.Fn{catalog.Get("clusters")}, extra...)...)
+	return apitest.Start(t, env, append([]apitest.Fn{apitest.Function("clusters")}, extra...)...)
 }
 
 // count returns how many clusters the registry holds, read through the API.

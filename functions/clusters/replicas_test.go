@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kitefn/kitefn/functions/catalog"
+	"github.com/kitefn/kitefn/tests/apitest"
 	"github.com/kitefn/kitefn/tests/harness"
 )
 
@@ -15,7 +15,7 @@ import (
 func TestUpdateThroughAnotherReplica(t *testing.T) {
 	needKube(t)
 	a := startAPI(t, map[string]string{"KITEFN_CLIENT_REVALIDATE": "200ms"})
-	b := a.Replica(t, catalog.Get("clusters"))
+	b := a.Replica(t, apitest.Function("clusters"))
 
 	a.Do(http.MethodPost, "/api/v1/clusters", register("shared", kube.AdminKubeconfig())).Expect(t, http.StatusCreated, "")
 	ctx := t.Context()

@@ -20,6 +20,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"knative.dev/pkg/logging"
@@ -170,7 +171,7 @@ type Function struct {
 	bgCtx     context.Context
 	bgCancel  context.CancelFunc
 	bgWG      sync.WaitGroup
-	bgSlots   chan struct{}
+	bgSlots   *semaphore.Weighted
 	bgStopped bool
 }
 
@@ -216,7 +217,7 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	f.log = logging.FromContext(ctx).With("function", "discovery")
 	f.direct = directClient(cfg.ProbeTimeout)
 	f.bgCtx, f.bgCancel = context.WithCancel(logging.WithLogger(context.WithoutCancel(ctx), f.log))
-	f.bgSlots = make(chan struct{}, backgroundParallelism)
+	f.bgSlots = semaphore.NewWeighted(backgroundParallelism)
 	f.started.Store(true)
 	if f.allMode {
 		f.spawn(f.sweep)
@@ -280,12 +281,10 @@ func (f *Function) spawn(fn func(ctx context.Context)) bool {
 	f.bgWG.Add(1)
 	go func() {
 		defer f.bgWG.Done()
-		select {
-		case f.bgSlots <- struct{}{}:
-		case <-f.bgCtx.Done():
-			return
+		if f.bgSlots.Acquire(f.bgCtx, 1) != nil {
+			return // stopped
 		}
-		defer func() { <-f.bgSlots }()
+		defer f.bgSlots.Release(1)
 		fn(f.bgCtx)
 	}()
 	return true

@@ -12,7 +12,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/kitefn/kitefn/events"
-	"github.com/kitefn/kitefn/functions/catalog"
 	"github.com/kitefn/kitefn/shared/prometheus/prometheustest"
 	"github.com/kitefn/kitefn/shared/store"
 	"github.com/kitefn/kitefn/tests/apitest"
@@ -124,20 +123,20 @@ func deploy(t *testing.T, env map[string]string) *server {
 	for k, v := range env {
 		e[k] = v
 	}
-	return &server{Server: apitest.Start(t, e, catalog.Get("discovery")), t: t}
+	return &server{Server: apitest.Start(t, e, apitest.Function("discovery")), t: t}
 }
 
 // replica runs another discovery replica over s's store, with its own client cache and memory of events.
 func (s *server) replica(t *testing.T) *server {
 	t.Helper()
-	return &server{Server: s.Replica(t, catalog.Get("discovery")), t: t}
+	return &server{Server: s.Replica(t, apitest.Function("discovery")), t: t}
 }
 
 // startAll runs the clusters and discovery functions in one process (make run), events delivered in-process.
 func startAll(t *testing.T, env map[string]string) *server {
 	t.Helper()
 	return &server{Server: apitest.Start(t, env,
-		catalog.Get("clusters"), catalog.Get("discovery")), t: t}
+		apitest.Function("clusters"), apitest.Function("discovery")), t: t}
 }
 
 // register stores a cluster for the test apiserver directly, as the clusters function would.

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/kitefn/kitefn/events"
 	"github.com/kitefn/kitefn/shared/clusterapi"
@@ -39,8 +41,8 @@ func (t trigger) String() string {
 	return "request"
 }
 
-// maxWriteAttempts bounds the compare-and-set retries when the record changes under a discovery.
-const maxWriteAttempts = 5
+// writeBackoff bounds the compare-and-set retries when the record changes under a discovery (5 attempts).
+var writeBackoff = wait.Backoff{Steps: 5, Duration: 5 * time.Millisecond, Factor: 2, Jitter: 0.5}
 
 var (
 	// errGone: the cluster was deleted; the event must not be retried.
@@ -178,38 +180,47 @@ func (f *Function) save(ctx context.Context, rec *store.Cluster, t trigger, p st
 	// A finished discovery is saved even if the caller went away.
 	ctx = context.WithoutCancel(ctx)
 	cur := rec
-	for attempt := range maxWriteAttempts {
-		if attempt > 0 {
-			if cur, err = f.get(ctx, rec.ID); err != nil {
-				return nil, nil, "", err
+	attempt := 0
+	err = retry.OnError(writeBackoff, isStale, func() error {
+		if attempt++; attempt > 1 {
+			var gerr error
+			if cur, gerr = f.get(ctx, rec.ID); gerr != nil {
+				return gerr
 			}
 			if ok, why := eligible(cur, t); !ok {
-				return cur, nil, "the cluster changed during discovery: " + why, nil
+				skipped = "the cluster changed during discovery: " + why
+				return nil
 			}
 			if !bytes.Equal(cur.Kubeconfig, rec.Kubeconfig) {
-				return cur, nil, "the cluster's kubeconfig was replaced during discovery; discovery runs again " +
-					"for the new one", nil
+				skipped = "the cluster's kubeconfig was replaced during discovery; discovery runs again for the new one"
+				return nil
 			}
 			if fromEnv && cur.Name != rec.Name {
-				return cur, nil, "the cluster was renamed during discovery", nil
+				skipped = "the cluster was renamed during discovery"
+				return nil
 			}
 		}
 		next := cur.Clone()
 		next.Prometheus = p
-		updated, err = f.reg.Update(ctx, next)
-		switch {
-		case err == nil:
-			return cur, updated, "", nil
-		case errors.Is(err, store.ErrConflict):
-			continue
-		case errors.Is(err, store.ErrNotFound):
-			return nil, nil, "", errGone
-		default:
-			return nil, nil, "", fmt.Errorf("saving the discovery of cluster %d: %w", rec.ID, err)
-		}
+		var uerr error
+		updated, uerr = f.reg.Update(ctx, next)
+		return uerr
+	})
+	switch {
+	case err == nil && skipped != "":
+		return cur, nil, skipped, nil
+	case err == nil:
+		return cur, updated, "", nil
+	case isStale(err):
+		return nil, nil, "", errBusy
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, errGone):
+		return nil, nil, "", errGone
 	}
-	return nil, nil, "", errBusy
+	return nil, nil, "", fmt.Errorf("saving the discovery of cluster %d: %w", rec.ID, err)
 }
+
+// isStale: the record changed since it was read (a compare-and-set that lost), worth a re-read and a retry.
+func isStale(err error) bool { return errors.Is(err, store.ErrConflict) }
 
 func (f *Function) get(ctx context.Context, id uint64) (*store.Cluster, error) {
 	rec, err := f.reg.Get(ctx, id)

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -165,23 +167,19 @@ func (s *searcher) externalURL(ctx context.Context, c *Candidate) (string, bool)
 func (s *searcher) probe(ctx context.Context, cands []*Candidate) *Candidate {
 	slices.SortStableFunc(cands, byScore)
 	todo := cands[:min(len(cands), maxProbes)]
-	var wg sync.WaitGroup
-	slots := make(chan struct{}, probeParallelism)
+	var g errgroup.Group
+	g.SetLimit(probeParallelism)
 	for _, c := range todo {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				c.Error = "not probed: " + ctx.Err().Error()
-				return
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				c.Error = "not probed: " + err.Error()
+				return nil
 			}
-			defer func() { <-slots }()
 			s.probeOne(ctx, c)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // probes record their own errors on the candidate
 	var reachable []*Candidate
 	for _, c := range todo {
 		if c.Reachable {

@@ -15,7 +15,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kitefn/kitefn/functions/catalog"
 	"github.com/kitefn/kitefn/functions/resources"
 	"github.com/kitefn/kitefn/tests/apitest"
 	"github.com/kitefn/kitefn/tests/harness"
@@ -37,7 +36,7 @@ func setup(t *testing.T) *env {
 	if kube == nil {
 		t.Skip("needs the real kube-apiserver (not in -short mode)")
 	}
-	api := apitest.Start(t, nil, catalog.Get("resources"))
+	api := apitest.Start(t, nil, apitest.Function("resources"))
 	api.AddCluster("test", kube.AdminKubeconfig())
 	return &env{api: api, cs: kubernetes.NewForConfigOrDie(kube.RESTConfig()), dyn: dynamic.NewForConfigOrDie(kube.RESTConfig())}
 }

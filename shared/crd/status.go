@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/metadata"
@@ -147,21 +149,20 @@ func (r *Resolver) familiesStatus(ctx context.Context, md metadata.Interface, no
 		out[i] = fs
 	}
 
-	sem := make(chan struct{}, countWorkers)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(countWorkers)
 	for _, j := range jobs {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
+		g.Go(func() error {
 			n, err := countObjects(ctx, md, j.gvr, r.pageSize)
 			if err != nil {
-				j.ks.Error = err.Error()
-				return
+				j.ks.Error = err.Error() // per kind: one forbidden count does not fail the others
+				return nil
 			}
 			j.ks.Count = &n
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	return out, nil
 }
 

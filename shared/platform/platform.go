@@ -209,16 +209,3 @@ func consumers(fns []runtime.Function) []events.Consumer {
 	}
 	return out
 }
-
-// Replica is another replica's view of the same shared parts (the store, the sealer, the event sender) with a
-// client cache of its own, as a second instance of a service has. Its Bind does nothing: events still go to the
-// consumers of p. Tests use it; a process has one Platform.
-func (p *Platform) Replica() (*Platform, error) {
-	clients, err := kube.NewCache(p.Store, p.Sealer, p.Config.Kube)
-	if err != nil {
-		return nil, err
-	}
-	q := *p
-	q.Clients, q.local = clients, nil
-	return &q, nil
-}

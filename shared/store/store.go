@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // PrometheusStatus is where discovery of a cluster's Prometheus stands.
@@ -190,23 +192,16 @@ func NextVersion(old, c *Cluster) (*Cluster, error) {
 
 // WriteSlot serialises one instance's writes. Unlike a sync.Mutex, waiting for it ends with the context, so a
 // request that gave up does not queue behind others.
-type WriteSlot chan struct{}
+type WriteSlot struct{ sem *semaphore.Weighted }
 
 // NewWriteSlot makes a free slot.
-func NewWriteSlot() WriteSlot { return make(WriteSlot, 1) }
+func NewWriteSlot() WriteSlot { return WriteSlot{sem: semaphore.NewWeighted(1)} }
 
 // Lock takes the slot or returns ctx's error.
-func (w WriteSlot) Lock(ctx context.Context) error {
-	select {
-	case w <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (w WriteSlot) Lock(ctx context.Context) error { return w.sem.Acquire(ctx, 1) }
 
 // Unlock frees the slot.
-func (w WriteSlot) Unlock() { <-w }
+func (w WriteSlot) Unlock() { w.sem.Release(1) }
 
 // ErrUnavailable is matched by every *UnavailableError through errors.Is.
 var ErrUnavailable = errors.New("store unavailable")

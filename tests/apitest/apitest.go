@@ -20,6 +20,8 @@ import (
 	"go.uber.org/zap/zaptest"
 	"knative.dev/pkg/logging"
 
+	"github.com/kitefn/kitefn/functions/catalog"
+	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/platform"
 	"github.com/kitefn/kitefn/shared/runtime"
 	"github.com/kitefn/kitefn/shared/store"
@@ -42,6 +44,16 @@ type Server struct {
 
 // Fn is a function to run, built over the platform (functions/catalog has every real one).
 type Fn = runtime.Spec[*platform.Platform]
+
+// Function is the real function of this name, wired as the binary wires it.
+func Function(name string) Fn {
+	for _, s := range catalog.All() {
+		if s.Name == name {
+			return s
+		}
+	}
+	panic("apitest: no function " + name)
+}
 
 // Start runs fns over a bbolt file in a temp dir, in one-process mode unless env sets FUNCTION_TARGET. env sets
 // or overrides variables (t.Setenv: such tests cannot run in parallel).
@@ -96,12 +108,19 @@ func serve(t *testing.T, specs []Fn, share *platform.Platform) *Server {
 		}
 		t.Cleanup(func() { _ = p.Close() })
 	} else {
-		if p, err = share.Replica(); err != nil {
+		// Another replica: the same store, sealer and event sender, its own client cache. Events it sends
+		// still reach the first one's in-process consumers, so it binds none.
+		q := *share
+		if q.Clients, err = kube.NewCache(q.Store, q.Sealer, q.Config.Kube); err != nil {
 			t.Fatal(err)
 		}
+		p = &q
 	}
-	opts := runtime.Options[*platform.Platform]{Functions: specs,
-		Bind: func(p *platform.Platform, fns []runtime.Function) { p.Bind(fns) }}
+	bind := func(p *platform.Platform, fns []runtime.Function) { p.Bind(fns) }
+	if share != nil {
+		bind = nil
+	}
+	opts := runtime.Options[*platform.Platform]{Functions: specs, Bind: bind}
 	fns := opts.Build(rcfg, p)
 	srv, err := runtime.NewServer(rcfg, log, fns, []string{Token})
 	if err != nil {

@@ -26,10 +26,10 @@ import (
 	"go.uber.org/zap"
 	"knative.dev/pkg/logging"
 
-	"github.com/kitefn/kitefn/functions/catalog"
 	"github.com/kitefn/kitefn/shared/platform"
 	"github.com/kitefn/kitefn/shared/runtime"
 	"github.com/kitefn/kitefn/shared/store"
+	"github.com/kitefn/kitefn/tests/apitest"
 	"github.com/kitefn/kitefn/tests/emulators"
 )
 
@@ -200,7 +200,7 @@ func benchStore(ctx context.Context, tmp string, env map[string]string) (concurr
 		return 0, 0, 0, err
 	}
 	defer p.Close()
-	fns := []runtime.Function{{Name: "clusters", Value: catalog.Get("clusters").New(p)}}
+	fns := []runtime.Function{{Name: "clusters", Value: apitest.Function("clusters").New(p)}}
 	srv, err := runtime.NewServer(rcfg, log, fns, []string{token})
 	if err != nil {
 		return 0, 0, 0, err

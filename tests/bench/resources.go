@@ -21,10 +21,10 @@ import (
 	"k8s.io/client-go/rest"
 	"knative.dev/pkg/logging"
 
-	"github.com/kitefn/kitefn/functions/catalog"
 	"github.com/kitefn/kitefn/shared/platform"
 	"github.com/kitefn/kitefn/shared/runtime"
 	"github.com/kitefn/kitefn/shared/store"
+	"github.com/kitefn/kitefn/tests/apitest"
 	"github.com/kitefn/kitefn/tests/harness"
 )
 
@@ -75,7 +75,7 @@ func benchResources(ctx context.Context, tmp string, w *tabwriter.Writer) error 
 		Prometheus: store.Prometheus{Status: store.PrometheusPending}}); err != nil {
 		return err
 	}
-	fns := []runtime.Function{{Name: "resources", Value: catalog.Get("resources").New(p)}}
+	fns := []runtime.Function{{Name: "resources", Value: apitest.Function("resources").New(p)}}
 	srv, err := runtime.NewServer(rcfg, log, fns, []string{token})
 	if err != nil {
 		return err

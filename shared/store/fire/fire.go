@@ -112,7 +112,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		clusters: client.Collection(p + "_clusters"),
 		names:    client.Collection(p + "_cluster_names"),
 		counter:  client.Collection(p + "_meta").Doc("cluster_counter"),
-		writes:   make(chan struct{}, 1),
+		writes:   store.NewWriteSlot(),
 	}, nil
 }
 
