@@ -5,9 +5,11 @@ GO        ?= go
 BIN       ?= bin/kitefn
 # Built Kubernetes binaries live outside the checkout, keyed by version, so every clone reuses them.
 TOOLS_SH  := tests/harness/build-tools.sh
-GOTEST_FLAGS ?= -count=1 -timeout 20m
+# -race needs cgo and a C compiler. -p 4: most test packages spend their time waiting on the servers they start
+# (kube-apiserver, emulators), so four at a time keep 2 cores busy.
+GOTEST_FLAGS ?= -race -count=1 -timeout 20m -p 4
 
-.PHONY: all build run test unit lint tools bench clean
+.PHONY: all build run test test-prereqs unit lint tools bench clean
 
 all: build
 
@@ -35,8 +37,20 @@ lint:
 	$(GO) vet ./...
 	@for store in bbolt firestore dynamodb; do $(MAKE) -s build STORE=$$store BIN=$$(mktemp -d)/kitefn || exit 1; done
 
-test: lint tools
-	KITEFN_TOOLS_DIR=$$($(TOOLS_SH) all) $(GO) test $(GOTEST_FLAGS) ./...
+test: test-prereqs lint tools
+	CGO_ENABLED=1 KITEFN_TOOLS_DIR=$$($(TOOLS_SH) all) $(GO) test $(GOTEST_FLAGS) ./...
+
+# test-prereqs stops `make test` at once, naming what is missing, rather than minutes later with a test's error.
+test-prereqs:
+	@cc=$$($(GO) env CC 2>/dev/null); missing=; \
+	  for c in $(GO) $${cc:-gcc} java curl jq bash ip; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	  [ -z "$$missing" ] || { echo "make test: missing:$$missing (a C compiler for -race; Java 17 for the Firestore" \
+	    "emulator; curl, jq, bash for the README examples; iproute2's ip for the discovery tests)" >&2; exit 1; }; \
+	  java=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1); \
+	  [ "$${java:-0}" -ge 17 ] || { echo "make test: the Firestore emulator needs Java 17 or later, found: $$(java -version 2>&1 | head -n1)" >&2; exit 1; }; \
+	  cap=$$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status 2>/dev/null); \
+	  [ "$$(id -u)" = 0 ] || [ $$(( (0x$${cap:-0} >> 12) & 1 )) = 1 ] || { echo "make test: the discovery tests create" \
+	    "network namespaces: run as root or with CAP_NET_ADMIN" >&2; exit 1; }
 
 # unit runs only the tests that need no external server.
 unit:

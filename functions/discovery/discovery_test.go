@@ -2,6 +2,7 @@ package discovery_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kitefn/kitefn/events"
 	"github.com/kitefn/kitefn/shared/prometheus"
@@ -479,16 +481,16 @@ func TestEndToEndInOneProcess(t *testing.T) {
 // in the background in one-process mode) and returns the prometheus object.
 func waitStatus(t *testing.T, s *server, id uint64, from store.PrometheusStatus) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		r := s.Do(http.MethodGet, fmt.Sprintf("/api/v1/clusters/%d", id), nil).Expect(t, http.StatusOK, "")
-		p := r.JSON["prometheus"].(map[string]any)
-		if p["status"] != string(from) {
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster %d still %s after 60s: %s", id, from, r.Body)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var p map[string]any
+	var body string
+	err := wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, 60*time.Second, true,
+		func(context.Context) (bool, error) {
+			r := s.Do(http.MethodGet, fmt.Sprintf("/api/v1/clusters/%d", id), nil).Expect(t, http.StatusOK, "")
+			p, body = r.JSON["prometheus"].(map[string]any), string(r.Body)
+			return p["status"] != string(from), nil
+		})
+	if err != nil {
+		t.Fatalf("cluster %d still %s after 60s: %s", id, from, body)
 	}
+	return p
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/metadata"
 
 	"github.com/kitefn/kitefn/tests/harness"
@@ -333,13 +334,13 @@ func TestResolveUnusableCRDs(t *testing.T) {
 	e.createCRD(gizmos, false)
 	var ue *UnavailableError
 	var err error
-	for range 100 { // the conflict is reported within moments of creation
-		if _, err = e.resolver.Resolve(t.Context(), "gizmos.conflict.kitefn.io"); errors.As(err, &ue) &&
-			err.Error() != "CustomResourceDefinition gizmos.conflict.kitefn.io is not established yet" {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	// The apiserver reports the conflict within moments of creation; until then the CRD is "not established yet".
+	settled := func(ctx context.Context) (bool, error) {
+		_, err = e.resolver.Resolve(ctx, "gizmos.conflict.kitefn.io")
+		return errors.As(err, &ue) &&
+			err.Error() != "CustomResourceDefinition gizmos.conflict.kitefn.io is not established yet", nil
 	}
+	_ = wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, 10*time.Second, true, settled)
 	want := `CustomResourceDefinition gizmos.conflict.kitefn.io is not established: its names were not accepted ` +
 		`(KindConflict: "Gadget" is already in use)`
 	if !errors.As(err, &ue) || err.Error() != want {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"go.uber.org/zap/zaptest"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 const token = "runtime-test-token-0123456789"
@@ -24,11 +25,12 @@ type fn struct {
 	started, stopped, told atomic.Bool
 	ready                  atomic.Bool
 	release                chan struct{}
+	arrived                chan struct{} // gets a value when /fn/slow is being handled
 	startErr               error
 }
 
 func newFn() *fn {
-	f := &fn{release: make(chan struct{})}
+	f := &fn{release: make(chan struct{}), arrived: make(chan struct{}, 1)}
 	f.ready.Store(true)
 	return f
 }
@@ -48,6 +50,7 @@ func (f *fn) Routes() []string                    { return []string{"/fn/"} }
 func (f *fn) ConsumesEvents() []string            { return []string{"dev.kitefn.test"} }
 func (f *fn) Handle(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/fn/slow" {
+		f.arrived <- struct{}{}
 		<-f.release
 	}
 	_, _ = io.WriteString(w, "handled "+r.URL.Path)
@@ -155,14 +158,17 @@ func TestGracefulShutdown(t *testing.T) {
 		res.Body.Close()
 		slow <- string(b)
 	}()
-	time.Sleep(100 * time.Millisecond) // let the slow request arrive
-	cancel()                           // what SIGTERM does
-	deadline := time.Now().Add(5 * time.Second)
-	for !f.told.Load() && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	select { // the slow request is in flight
+	case <-f.arrived:
+	case got := <-slow:
+		t.Fatalf("slow request ended before it was handled: %q", got)
+	case <-time.After(5 * time.Second):
+		t.Fatal("slow request not handled within 5 s")
 	}
-	if !f.told.Load() {
-		t.Fatal("ShuttingDown not called")
+	cancel() // what SIGTERM does
+	if err := wait.PollUntilContextTimeout(t.Context(), 5*time.Millisecond, 5*time.Second, true,
+		func(context.Context) (bool, error) { return f.told.Load(), nil }); err != nil {
+		t.Fatalf("ShuttingDown not called: %v", err)
 	}
 	if code, _ := status(t, s.Handler(), "GET", "/health/readiness"); code != 503 {
 		t.Fatalf("readiness while shutting down: %d, want 503", code)

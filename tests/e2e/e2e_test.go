@@ -3,10 +3,10 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,9 +16,12 @@ import (
 	"regexp"
 	goruntime "runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kitefn/kitefn/tests/harness"
 )
@@ -59,8 +62,26 @@ func freeAddr(t *testing.T) string {
 type proc struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *bytes.Buffer
+	stderr *output
 	done   chan error
+}
+
+// output is a process's combined output, safe to read while exec's goroutine writes it.
+type output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
 }
 
 func start(t *testing.T, bin, home, kubeconfig string, env ...string) *proc {
@@ -72,13 +93,13 @@ func start(t *testing.T, bin, home, kubeconfig string, env ...string) *proc {
 		"PATH=" + os.Getenv("PATH"), "HOME=" + home, "KUBECONFIG=" + kubeconfig,
 		"LISTEN_ADDRESS=" + addr,
 	}, env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.Stdout = &stderr
+	stderr := &output{}
+	cmd.Stderr = stderr
+	cmd.Stdout = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, url: "http://" + addr, stderr: &stderr, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, url: "http://" + addr, stderr: stderr, done: make(chan error, 1)}
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
@@ -87,25 +108,28 @@ func start(t *testing.T, bin, home, kubeconfig string, env ...string) *proc {
 			t.Logf("kitefn output:\n%s", stderr.String())
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get(p.url + "/health/readiness")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return p
-			}
-		}
+	ready := func(ctx context.Context) (bool, error) {
 		select {
 		case err := <-p.done:
-			t.Fatalf("kitefn exited before it was ready: %v\n%s", err, stderr.String())
+			p.done <- err // for the cleanup
+			return false, fmt.Errorf("kitefn exited before it was ready: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kitefn not ready after 30 s\n%s", stderr.String())
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+"/health/readiness", nil)
+		if err != nil {
+			return false, err
 		}
-		time.Sleep(50 * time.Millisecond)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, nil // not listening yet
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK, nil
 	}
+	if err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, ready); err != nil {
+		t.Fatalf("kitefn not ready within 30 s: %v\n%s", err, p.stderr.String())
+	}
+	return p
 }
 
 func (p *proc) stop(t *testing.T) {
@@ -140,32 +164,6 @@ func get(t *testing.T, url, token string, v any) int {
 		}
 	}
 	return res.StatusCode
-}
-
-// readmeBlocks returns the ```sh blocks of the README's API section: the examples a user copies. (Blocks
-// fenced as ```bash are shown but not run here: they set up the shell or need things a test has not.)
-func readmeBlocks(t *testing.T) []string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var blocks []string
-	var cur *strings.Builder
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case cur == nil && line == "```sh":
-			cur = &strings.Builder{}
-		case cur != nil && line == "```":
-			blocks = append(blocks, cur.String())
-			cur = nil
-		case cur != nil:
-			cur.WriteString(line + "\n")
-		}
-	}
-	return blocks
 }
 
 var exportToken = regexp.MustCompile(`export KITEFN_TOKEN=([0-9a-f]+)`)
@@ -211,22 +209,38 @@ func TestMakeRunAndReadmeExamples(t *testing.T) {
 		t.Fatal("the cluster's credentials appear in the log")
 	}
 
-	// The README's examples, in order, as printed.
-	blocks := readmeBlocks(t)
-	if len(blocks) < 5 {
-		t.Fatalf("README has %d runnable examples, expected the API walk-through", len(blocks))
+	// The README's examples, in order, as printed; where the README shows an example's output, what it prints
+	// must match (readme_test.go says how).
+	examples := readmeExamples(t)
+	shown := 0
+	for _, ex := range examples {
+		if ex.want != "" {
+			shown++
+		}
 	}
-	for i, b := range blocks {
+	if len(examples) < 5 || shown < 2 {
+		t.Fatalf("README has %d runnable examples, %d with their output: expected the API walk-through", len(examples), shown)
+	}
+	for _, ex := range examples {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", b)
+		cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", ex.code)
 		cmd.Dir = home
 		cmd.Env = append(os.Environ(), "KITEFN="+p.url, "KITEFN_TOKEN="+token, "KUBECONFIG="+kubeconfig, "HOME="+home)
-		out, err := cmd.CombinedOutput()
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
 		cancel()
 		if err != nil {
-			t.Fatalf("README example %d failed: %v\n--- example\n%s--- output\n%s", i+1, err, b, out)
+			t.Fatalf("README example at line %d failed: %v\n--- example\n%s--- output\n%s%s", ex.line, err, ex.code, &stdout, &stderr)
 		}
-		t.Logf("README example %d:\n%s%s", i+1, b, out)
+		t.Logf("README example at line %d:\n%s%s", ex.line, ex.code, &stdout)
+		if ex.want == "" {
+			continue
+		}
+		if err := matchOutput(stdout.String(), ex.want); err != nil {
+			t.Errorf("README example at line %d prints other than the README shows: %v\n--- printed\n%s--- README\n%s",
+				ex.line, err, &stdout, ex.want)
+		}
 	}
 	if strings.Contains(p.stderr.String(), kube.Token(harness.AdminUser)) {
 		t.Fatal("the cluster's credentials appear in the log")

@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -253,17 +254,16 @@ func clientFromKubeconfig(t *testing.T, kubeconfig []byte) *kubernetes.Clientset
 
 func waitFor(t *testing.T, what string, cond func() (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
 	var lastErr error
-	for time.Now().Before(deadline) {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		lastErr = err
-		time.Sleep(50 * time.Millisecond)
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true,
+		func(context.Context) (bool, error) {
+			ok, err := cond()
+			lastErr = err
+			return ok, nil
+		})
+	if err != nil {
+		t.Fatalf("%s: not within 30s (last error: %v)", what, lastErr)
 	}
-	t.Fatalf("%s: not within 30s (last error: %v)", what, lastErr)
 }
 
 func sizeOf(fi os.FileInfo) int64 {

@@ -353,10 +353,11 @@ func (s *Store) Create(ctx context.Context, c *store.Cluster) (*store.Cluster, e
 			return nil, s.wrap(op, err)
 		case reasons[0] == reasonConditionFailed:
 			return nil, s.wrap(op, store.NameTaken(rec.Name))
+		case reasons[1] == reasonConditionFailed, conflicted(reasons):
+			// Another replica took the ID, or was writing the same items: read the counter again. (DynamoDB then
+			// also reports the record, which that replica wrote, so this is decided before the record's reason.)
 		case reasons[2] == reasonConditionFailed:
 			return nil, s.wrap(op, fmt.Errorf("record %d exists although the counter says %d was the last ID", rec.ID, last))
-		case reasons[1] == reasonConditionFailed, conflicted(reasons):
-			// Another replica took the ID, or was writing the same items: read the counter again.
 		default:
 			return nil, s.wrap(op, err)
 		}

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
 	"github.com/kitefn/kitefn/shared/store"
 )
 
@@ -267,7 +269,12 @@ func testNotFound(ctx context.Context, t *testing.T, a, b store.Store) {
 
 func testUpdate(ctx context.Context, t *testing.T, a, b store.Store) {
 	created := mustCreate(ctx, t, a, sample("upd"))
-	time.Sleep(5 * time.Millisecond) // so UpdatedAt must move
+	// Until the clock (at the stores' microsecond precision) has moved past the create, an update could not
+	// show that it set UpdatedAt.
+	moved := func(context.Context) (bool, error) { return store.Now().After(created.UpdatedAt), nil }
+	if err := wait.PollUntilContextTimeout(ctx, 50*time.Microsecond, 5*time.Second, true, moved); err != nil {
+		t.Fatalf("the clock did not move past %v: %v", created.UpdatedAt, err)
+	}
 
 	in := created.Clone()
 	in.Server = "https://moved.example.test:6443"
@@ -278,9 +285,13 @@ func testUpdate(ctx context.Context, t *testing.T, a, b store.Store) {
 	in.CreatedAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC) // must be ignored
 	in.UpdatedAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC) // must be ignored
 	before := in.Clone()
+	start := store.Now()
 	updated, err := b.Update(ctx, in)
 	if err != nil {
 		t.Fatalf("Update: %v", err)
+	}
+	if end := store.Now(); updated.UpdatedAt.Before(start) || updated.UpdatedAt.After(end) {
+		t.Errorf("UpdatedAt %v is not the time of the Update (between %v and %v)", updated.UpdatedAt, start, end)
 	}
 	if diff := diffCluster(before, in); diff != "" {
 		t.Errorf("Update changed its argument: %s", diff)
