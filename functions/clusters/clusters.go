@@ -29,6 +29,20 @@ type Config struct {
 	ImportKubeconfig bool          `envconfig:"IMPORT_KUBECONFIG" default:"true"`
 	VerifyTimeout    time.Duration `envconfig:"VERIFY_TIMEOUT" default:"10s"`
 	Target           string        `envconfig:"FUNCTION_TARGET" default:"all"`
+	// ImportParallelism bounds how many contexts of one import are verified at once.
+	ImportParallelism int `envconfig:"IMPORT_PARALLELISM" default:"8"`
+	// AllowPrivateServers lets kubeconfigs name loopback, link-local and metadata addresses in deployed mode;
+	// AllowedServerCIDRs admits only the ranges it lists.
+	AllowPrivateServers bool     `envconfig:"ALLOW_PRIVATE_SERVERS"`
+	AllowedServerCIDRs  []string `envconfig:"ALLOWED_SERVER_CIDRS"`
+	// The reconcile re-sends events of clusters pending longer than ReconcilePendingAge or failed longer than
+	// ReconcileFailedAge; one-process mode runs it every ReconcileInterval, which is also its event-ID window.
+	ReconcilePendingAge time.Duration `envconfig:"RECONCILE_PENDING_AGE" default:"2m"`
+	ReconcileFailedAge  time.Duration `envconfig:"RECONCILE_FAILED_AGE" default:"1h"`
+	ReconcileInterval   time.Duration `envconfig:"RECONCILE_INTERVAL" default:"5m"`
+	// ReconcileOnPing: take a PingSource's CloudEvent at POST / without a token. Only for a cluster-local
+	// service (deploy/base/services/clusters-reconcile.yaml).
+	ReconcileOnPing bool `envconfig:"RECONCILE_ON_PING"`
 }
 
 // Registry is the store as this function uses it.
@@ -62,11 +76,19 @@ type Function struct {
 	kube    kube.Config
 	mux     *httpapi.Mux
 	log     *zap.SugaredLogger
+	servers serverPolicy
+	// wrapRegistry, when set (tests), wraps the store Start takes from the platform.
+	wrapRegistry func(Registry) Registry
+
+	stopLoop context.CancelFunc
+	loopDone chan struct{}
 }
 
 var (
-	_ runtime.Starter = (*Function)(nil)
-	_ runtime.Router  = (*Function)(nil)
+	_ runtime.Starter       = (*Function)(nil)
+	_ runtime.Stopper       = (*Function)(nil)
+	_ runtime.Router        = (*Function)(nil)
+	_ runtime.EventConsumer = (*Function)(nil)
 )
 
 // New makes the function; Start wires it to the platform.
@@ -75,6 +97,7 @@ func New() runtime.Handler {
 	f.mux.Handle(http.MethodGet, "/api/v1/clusters", f.list)
 	f.mux.Handle(http.MethodPost, "/api/v1/clusters", f.create)
 	f.mux.Handle(http.MethodPost, "/api/v1/clusters/import", f.importKubeconfig)
+	f.mux.Handle(http.MethodPost, "/api/v1/clusters/reconcile", f.reconcileRoute)
 	f.mux.Handle(http.MethodGet, "/api/v1/clusters/{ref}", f.get)
 	f.mux.Handle(http.MethodPatch, "/api/v1/clusters/{ref}", f.update)
 	f.mux.Handle(http.MethodDelete, "/api/v1/clusters/{ref}", f.delete)
@@ -91,7 +114,20 @@ func (f *Function) CheckConfig() error {
 	if cfg.VerifyTimeout <= 0 {
 		return fmt.Errorf("KITEFN_VERIFY_TIMEOUT must be positive, got %s", cfg.VerifyTimeout)
 	}
-	return nil
+	if cfg.ImportParallelism < 1 || cfg.ImportParallelism > 64 {
+		return fmt.Errorf("KITEFN_IMPORT_PARALLELISM must be between 1 and 64, got %d", cfg.ImportParallelism)
+	}
+	for name, d := range map[string]time.Duration{"KITEFN_RECONCILE_PENDING_AGE": cfg.ReconcilePendingAge,
+		"KITEFN_RECONCILE_FAILED_AGE": cfg.ReconcileFailedAge} {
+		if d < 0 {
+			return fmt.Errorf("%s must not be negative, got %s", name, d)
+		}
+	}
+	if cfg.ReconcileInterval <= 0 {
+		return fmt.Errorf("KITEFN_RECONCILE_INTERVAL must be positive, got %s", cfg.ReconcileInterval)
+	}
+	_, err := newServerPolicy(cfg)
+	return err
 }
 
 // Start reads the config and takes the shared store, sealer, client cache and sender from the platform.
@@ -107,18 +143,38 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 		return err
 	}
 	f.reg, f.sealer, f.clients, f.events, f.kube = p.Store, p.Sealer, p.Clients, p.Events, p.Config.Kube
+	if f.wrapRegistry != nil {
+		f.reg = f.wrapRegistry(f.reg)
+	}
+	if f.servers, err = newServerPolicy(f.cfg); err != nil {
+		return err
+	}
 	f.log = logging.FromContext(ctx).With("function", "clusters")
-	if f.cfg.ImportKubeconfig && (f.cfg.Target == "" || f.cfg.Target == "all") {
-		f.importLocal(ctx)
+	if allMode(f.cfg.Target) {
+		if f.cfg.ImportKubeconfig {
+			f.importLocal(ctx)
+		}
+		if f.events != nil {
+			f.startReconcileLoop(ctx)
+		}
 	}
 	return nil
 }
+
+// ConsumesEvents: a PingSource's ping, which runs the reconcile (see receivePing for who may send it).
+func (f *Function) ConsumesEvents() []string { return []string{TypePing} }
 
 // Routes are the paths this function serves in one-process mode.
 func (f *Function) Routes() []string { return f.mux.Paths() }
 
 // Handle serves the clusters API.
-func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
+func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && r.URL.Path == "/" && runtime.IsCloudEvent(r) {
+		f.receivePing(w, r)
+		return
+	}
+	f.mux.ServeHTTP(w, r)
+}
 
 func (f *Function) parseOptions() kubeconfig.Options {
 	return kubeconfig.Options{AllowExecPlugins: f.cfg.AllowExecPlugins}
