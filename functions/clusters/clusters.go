@@ -27,6 +27,20 @@ type Config struct {
 	// of the current kubeconfig (KUBECONFIG or ~/.kube/config).
 	ImportKubeconfig bool          `envconfig:"IMPORT_KUBECONFIG" default:"true"`
 	VerifyTimeout    time.Duration `envconfig:"VERIFY_TIMEOUT" default:"10s"`
+	// ImportParallelism bounds how many contexts of one import are verified at once.
+	ImportParallelism int `envconfig:"IMPORT_PARALLELISM" default:"8"`
+	// AllowPrivateServers lets kubeconfigs name loopback, link-local and metadata addresses in deployed mode;
+	// AllowedServerCIDRs admits only the ranges it lists.
+	AllowPrivateServers bool     `envconfig:"ALLOW_PRIVATE_SERVERS"`
+	AllowedServerCIDRs  []string `envconfig:"ALLOWED_SERVER_CIDRS"`
+	// The reconcile re-sends events of clusters pending longer than ReconcilePendingAge or failed longer than
+	// ReconcileFailedAge; one-process mode runs it every ReconcileInterval, which is also its event-ID window.
+	ReconcilePendingAge time.Duration `envconfig:"RECONCILE_PENDING_AGE" default:"2m"`
+	ReconcileFailedAge  time.Duration `envconfig:"RECONCILE_FAILED_AGE" default:"1h"`
+	ReconcileInterval   time.Duration `envconfig:"RECONCILE_INTERVAL" default:"5m"`
+	// ReconcileOnPing: take a PingSource's CloudEvent at POST / without a token. Only for a cluster-local
+	// service (deploy/base/services/clusters-reconcile.yaml).
+	ReconcileOnPing bool `envconfig:"RECONCILE_ON_PING"`
 }
 
 // Registry is the store as this function uses it.
@@ -78,11 +92,17 @@ type Function struct {
 	allMode bool
 	mux     *httpapi.Mux
 	log     *zap.SugaredLogger
+	servers serverPolicy
+
+	stopLoop context.CancelFunc
+	loopDone chan struct{}
 }
 
 var (
-	_ runtime.Starter = (*Function)(nil)
-	_ runtime.Router  = (*Function)(nil)
+	_ runtime.Starter       = (*Function)(nil)
+	_ runtime.Stopper       = (*Function)(nil)
+	_ runtime.Router        = (*Function)(nil)
+	_ runtime.EventConsumer = (*Function)(nil)
 )
 
 // New makes the function over its dependencies; Start reads its configuration.
@@ -92,6 +112,7 @@ func New(d Deps) *Function {
 	f.mux.Handle(http.MethodGet, "/api/v1/clusters", f.list)
 	f.mux.Handle(http.MethodPost, "/api/v1/clusters", f.create)
 	f.mux.Handle(http.MethodPost, "/api/v1/clusters/import", f.importKubeconfig)
+	f.mux.Handle(http.MethodPost, "/api/v1/clusters/reconcile", f.reconcileRoute)
 	f.mux.Handle(http.MethodGet, "/api/v1/clusters/{ref}", f.get)
 	f.mux.Handle(http.MethodPatch, "/api/v1/clusters/{ref}", f.update)
 	f.mux.Handle(http.MethodDelete, "/api/v1/clusters/{ref}", f.delete)
@@ -108,7 +129,20 @@ func LoadConfig() (Config, error) {
 	if cfg.VerifyTimeout <= 0 {
 		return cfg, fmt.Errorf("KITEFN_VERIFY_TIMEOUT must be positive, got %s", cfg.VerifyTimeout)
 	}
-	return cfg, nil
+	if cfg.ImportParallelism < 1 || cfg.ImportParallelism > 64 {
+		return cfg, fmt.Errorf("KITEFN_IMPORT_PARALLELISM must be between 1 and 64, got %d", cfg.ImportParallelism)
+	}
+	for name, d := range map[string]time.Duration{"KITEFN_RECONCILE_PENDING_AGE": cfg.ReconcilePendingAge,
+		"KITEFN_RECONCILE_FAILED_AGE": cfg.ReconcileFailedAge} {
+		if d < 0 {
+			return cfg, fmt.Errorf("%s must not be negative, got %s", name, d)
+		}
+	}
+	if cfg.ReconcileInterval <= 0 {
+		return cfg, fmt.Errorf("KITEFN_RECONCILE_INTERVAL must be positive, got %s", cfg.ReconcileInterval)
+	}
+	_, err := newServerPolicy(cfg, false)
+	return cfg, err
 }
 
 // CheckConfig validates the configuration (kitefn -check-config).
@@ -124,18 +158,35 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 		return err
 	}
 	f.cfg = cfg
+	if f.servers, err = newServerPolicy(f.cfg, f.allMode); err != nil {
+		return err
+	}
 	f.log = logging.FromContext(ctx).With("function", "clusters")
-	if f.cfg.ImportKubeconfig && f.allMode {
-		f.importLocal(ctx)
+	if f.allMode {
+		if f.cfg.ImportKubeconfig {
+			f.importLocal(ctx)
+		}
+		if f.events != nil {
+			f.startReconcileLoop(ctx)
+		}
 	}
 	return nil
 }
+
+// ConsumesEvents: a PingSource's ping, which runs the reconcile (see receivePing for who may send it).
+func (f *Function) ConsumesEvents() []string { return []string{TypePing} }
 
 // Routes are the paths this function serves in one-process mode.
 func (f *Function) Routes() []string { return f.mux.Paths() }
 
 // Handle serves the clusters API.
-func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
+func (f *Function) Handle(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && r.URL.Path == "/" && runtime.IsCloudEvent(r) {
+		f.receivePing(w, r)
+		return
+	}
+	f.mux.ServeHTTP(w, r)
+}
 
 func (f *Function) parseOptions() kubeconfig.Options {
 	return kubeconfig.Options{AllowExecPlugins: f.cfg.AllowExecPlugins}

@@ -366,7 +366,8 @@ func TestNameFromContext(t *testing.T) {
 // must work there too, not only behind the one-process router.
 func TestDeployedAlone(t *testing.T) {
 	needKube(t)
-	a := startAPI(t, map[string]string{"FUNCTION_TARGET": "clusters"})
+	// The test apiserver is on loopback, which a deployed function refuses unless allowed.
+	a := startAPI(t, map[string]string{"FUNCTION_TARGET": "clusters", "KITEFN_ALLOWED_SERVER_CIDRS": "127.0.0.0/8"})
 	a.Do(http.MethodPost, "/api/v1/clusters", register("solo", kube.AdminKubeconfig())).Expect(t, http.StatusCreated, "")
 	r := a.Do(http.MethodGet, "/api/v1/clusters/solo", nil).Expect(t, http.StatusOK, "")
 	if r.JSON["name"] != "solo" {

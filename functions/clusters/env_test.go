@@ -1,11 +1,14 @@
 package clusters_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -57,6 +60,16 @@ func mutate(t *testing.T, kc []byte, fn func(*clientcmdapi.Config)) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// eventually polls cond until it holds, failing the test after timeout.
+func eventually(t *testing.T, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, timeout, true,
+		func(context.Context) (bool, error) { return cond(), nil })
+	if err != nil {
+		t.Fatalf("condition not met within %s: %v", timeout, err)
+	}
 }
 
 func metav1ListOptions() metav1.ListOptions { return metav1.ListOptions{Limit: 1} }

@@ -131,16 +131,11 @@ func TestEventsInProcessInAllMode(t *testing.T) {
 	a := startAPI(t, nil, apitest.Fn{Name: "consumer", New: func(*platform.Platform) runtime.Handler { return c }})
 	a.Do(http.MethodPost, "/api/v1/clusters", register("local", kube.AdminKubeconfig())).
 		Expect(t, http.StatusCreated, "")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	eventually(t, 5*time.Second, func() bool {
 		c.mu.Lock()
-		n := len(c.got)
-		c.mu.Unlock()
-		if n == 1 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer c.mu.Unlock()
+		return len(c.got) == 1
+	})
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.got) != 1 || c.got[0].Type() != events.TypeClusterCreated {

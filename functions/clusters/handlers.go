@@ -2,17 +2,16 @@ package clusters
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/kitefn/kitefn/events"
 	"github.com/kitefn/kitefn/shared/clusterapi"
@@ -68,7 +67,13 @@ func (f *Function) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, clusterResponse{Cluster: clusterapi.FromRecord(rec)})
+	writeCluster(w, http.StatusOK, rec, nil)
+}
+
+// writeCluster answers a record with its version as the ETag, which If-Match takes back.
+func writeCluster(w http.ResponseWriter, status int, rec *store.Cluster, warnings []string) {
+	w.Header().Set("ETag", `"`+strconv.FormatUint(rec.Version, 10)+`"`)
+	httpapi.WriteJSON(w, status, clusterResponse{Cluster: clusterapi.FromRecord(rec), Warnings: warnings})
 }
 
 func (f *Function) create(w http.ResponseWriter, r *http.Request) {
@@ -84,39 +89,65 @@ func (f *Function) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/api/v1/clusters/"+strconv.FormatUint(rec.ID, 10))
-	httpapi.WriteJSON(w, http.StatusCreated, clusterResponse{Cluster: clusterapi.FromRecord(rec), Warnings: warnings})
+	writeCluster(w, http.StatusCreated, rec, warnings)
 }
 
 // register validates, optionally verifies, seals and stores one cluster, then emits cluster.created. Nothing is
 // stored unless every check passed; an event that cannot be delivered becomes a warning, never a rollback.
 func (f *Function) register(ctx context.Context, req createRequest, verify bool) (*store.Cluster, []string, error) {
-	if err := validateName(req.Name); err != nil {
-		return nil, nil, err
-	}
-	if err := validateLabels(req.Labels); err != nil {
-		return nil, nil, err
-	}
-	if err := validatePrometheusURL(req.PrometheusURL); err != nil {
-		return nil, nil, err
-	}
-	kc, err := f.parseKubeconfig(req.Kubeconfig, req.Context)
+	rec, err := f.prepare(ctx, req, verify)
 	if err != nil {
 		return nil, nil, err
 	}
+	return f.save(ctx, rec)
+}
+
+// prepare is everything register does before storing: the checks, the optional verification, the sealing.
+func (f *Function) prepare(ctx context.Context, req createRequest, verify bool) (*store.Cluster, error) {
+	if err := validateName(req.Name); err != nil {
+		return nil, err
+	}
+	if err := validateLabels(req.Labels); err != nil {
+		return nil, err
+	}
+	if err := validatePrometheusURL(req.PrometheusURL); err != nil {
+		return nil, err
+	}
+	kc, err := f.parseKubeconfig(req.Kubeconfig, req.Context)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := f.admitKubeconfig(ctx, kc, verify)
+	if err != nil {
+		return nil, err
+	}
+	return &store.Cluster{Name: req.Name, Server: kc.Server, Kubeconfig: sealed, Labels: req.Labels,
+		Prometheus: prometheusFor(req.PrometheusURL)}, nil
+}
+
+// admitKubeconfig refuses a kubeconfig whose server kitefn must not contact, verifies it when asked, and
+// seals it for the store.
+func (f *Function) admitKubeconfig(ctx context.Context, kc kubeconfig.Context, verify bool) ([]byte, error) {
+	if err := f.servers.check(ctx, kc.Config); err != nil {
+		return nil, err
+	}
 	if verify {
 		if err := f.verifyKubeconfig(ctx, kc.Config); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	sealed, err := f.sealer.Seal(kc.Config)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sealing kubeconfig: %w", err)
+		return nil, fmt.Errorf("sealing kubeconfig: %w", err)
 	}
-	rec := &store.Cluster{Name: req.Name, Server: kc.Server, Kubeconfig: sealed, Labels: req.Labels,
-		Prometheus: prometheusFor(req.PrometheusURL)}
+	return sealed, nil
+}
+
+// save stores a prepared record and emits cluster.created.
+func (f *Function) save(ctx context.Context, rec *store.Cluster) (*store.Cluster, []string, error) {
 	created, err := f.reg.Create(ctx, rec)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, registryError(err)
 	}
 	f.log.Infow("cluster registered", "id", created.ID, "name", created.Name, "server", created.Server)
 	return created, f.emit(ctx, events.TypeClusterCreated, created, nil), nil
@@ -130,84 +161,152 @@ func (f *Function) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	want, err := expectedVersion(r, req.Version)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
 	rec, err := f.lookup(ctx, r.PathValue("ref"))
-	if err == nil {
-		var version uint64
-		if version, err = expectedVersion(r, req.Version); err == nil && version != 0 && version != rec.Version {
-			err = store.StaleVersion(rec.ID, version)
-		}
+	if err == nil && want != 0 && want != rec.Version {
+		err = store.StaleVersion(rec.ID, want)
 	}
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	next, changed, err := f.applyUpdate(ctx, rec, req, verify)
+	p, err := f.preparePatch(ctx, req, verify)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	updated, changed, err := f.commit(ctx, rec, p, want)
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
 	}
 	if len(changed) == 0 {
-		httpapi.WriteJSON(w, http.StatusOK, clusterResponse{Cluster: clusterapi.FromRecord(rec)})
-		return
-	}
-	updated, err := f.reg.Update(ctx, next)
-	if err != nil {
-		httpapi.WriteError(w, r, err)
+		writeCluster(w, http.StatusOK, updated, nil)
 		return
 	}
 	f.clients.Invalidate(updated.ID)
 	f.log.Infow("cluster updated", "id", updated.ID, "name", updated.Name, "changed", changed)
-	warnings := f.emit(ctx, events.TypeClusterUpdated, updated, changed)
-	httpapi.WriteJSON(w, http.StatusOK, clusterResponse{Cluster: clusterapi.FromRecord(updated), Warnings: warnings})
+	writeCluster(w, http.StatusOK, updated, f.emit(ctx, events.TypeClusterUpdated, updated, changed))
 }
 
-// applyUpdate validates the requested changes and returns the new record and the names of the changed fields.
-func (f *Function) applyUpdate(ctx context.Context, rec *store.Cluster, req updateRequest, verify bool) (
-	*store.Cluster, []string, error) {
-	next := rec.Clone()
-	var changed []string
-	if req.Name != nil && *req.Name != rec.Name {
+// patch is a validated update, its kubeconfig already checked and sealed, ready to apply to any version of the
+// record.
+type patch struct {
+	name       *string
+	labels     *map[string]string
+	prometheus *store.Prometheus
+	kubeconfig []byte
+	server     string
+}
+
+// preparePatch validates the requested changes once, however often commit has to re-apply them.
+func (f *Function) preparePatch(ctx context.Context, req updateRequest, verify bool) (patch, error) {
+	var p patch
+	if req.Name != nil {
 		if err := validateName(*req.Name); err != nil {
-			return nil, nil, err
+			return p, err
 		}
-		next.Name = *req.Name
-		changed = append(changed, "name")
+		p.name = req.Name
 	}
 	if req.Labels != nil {
 		if err := validateLabels(*req.Labels); err != nil {
-			return nil, nil, err
+			return p, err
 		}
-		next.Labels = *req.Labels
-		changed = append(changed, "labels")
+		p.labels = req.Labels
 	}
 	if req.PrometheusURL != nil {
 		if err := validatePrometheusURL(*req.PrometheusURL); err != nil {
-			return nil, nil, err
+			return p, err
 		}
-		next.Prometheus = prometheusFor(*req.PrometheusURL)
-		changed = append(changed, "prometheus")
+		prom := prometheusFor(*req.PrometheusURL)
+		p.prometheus = &prom
 	}
 	if req.Kubeconfig == nil {
 		if req.Context != "" {
-			return nil, nil, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
+			return p, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
 				"context is only meaningful together with kubeconfig").WithField("context")
 		}
-		return next, changed, nil
+		return p, nil
 	}
 	kc, err := f.parseKubeconfig(*req.Kubeconfig, req.Context)
 	if err != nil {
-		return nil, nil, err
+		return p, err
 	}
-	if verify {
-		if err := f.verifyKubeconfig(ctx, kc.Config); err != nil {
-			return nil, nil, err
-		}
+	if p.kubeconfig, err = f.admitKubeconfig(ctx, kc, verify); err != nil {
+		return p, err
 	}
-	if next.Kubeconfig, err = f.sealer.Seal(kc.Config); err != nil {
-		return nil, nil, fmt.Errorf("sealing kubeconfig: %w", err)
+	p.server = kc.Server
+	return p, nil
+}
+
+// apply returns rec with the patch applied and the names of the fields it changed.
+func (p patch) apply(rec *store.Cluster) (*store.Cluster, []string) {
+	next := rec.Clone()
+	var changed []string
+	if p.name != nil && *p.name != rec.Name {
+		next.Name = *p.name
+		changed = append(changed, "name")
 	}
-	next.Server = kc.Server
-	return next, append(changed, "kubeconfig"), nil
+	if p.labels != nil {
+		next.Labels = *p.labels
+		changed = append(changed, "labels")
+	}
+	if p.prometheus != nil {
+		next.Prometheus = *p.prometheus
+		changed = append(changed, "prometheus")
+	}
+	if p.kubeconfig != nil {
+		next.Kubeconfig, next.Server = p.kubeconfig, p.server
+		changed = append(changed, "kubeconfig")
+	}
+	return next, changed
+}
+
+// staleWrite marks a write that lost to a newer version of the record: worth re-applying.
+type staleWrite struct{ error }
+
+func (e staleWrite) Unwrap() error { return e.error }
+
+// commit writes p over rec. A conditional update (want != 0: a version or If-Match) is one compare-and-set
+// and a lost race is a 409. Otherwise a write that lost to another writer (discovery saving its result, another
+// replica) re-reads the record and re-applies the patch, as client-go's RetryOnConflict does; a taken name is
+// a conflict too (store.ErrConflict), but not a race, so it is never retried.
+func (f *Function) commit(ctx context.Context, rec *store.Cluster, p patch, want uint64) (*store.Cluster,
+	[]string, error) {
+	var out *store.Cluster
+	var changed []string
+	cur := rec
+	err := retry.OnError(retry.DefaultRetry, func(err error) bool { return errors.As(err, new(staleWrite)) },
+		func() error {
+			next, ch := p.apply(cur)
+			if len(ch) == 0 {
+				out = cur
+				return nil
+			}
+			updated, err := f.reg.Update(ctx, next)
+			if err == nil {
+				out, changed = updated, ch
+				return nil
+			}
+			if want != 0 || !errors.Is(err, store.ErrConflict) {
+				return registryError(err)
+			}
+			// A stale version and a taken name are both conflicts: only a newer stored version tells them apart.
+			fresh, gerr := f.reg.Get(ctx, cur.ID)
+			if gerr != nil {
+				return registryError(gerr)
+			}
+			if fresh.Version == cur.Version {
+				return err
+			}
+			cur = fresh
+			return staleWrite{err}
+		})
+	return out, changed, err
 }
 
 func (f *Function) delete(w http.ResponseWriter, r *http.Request) {
@@ -218,7 +317,7 @@ func (f *Function) delete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := f.reg.Delete(ctx, rec.ID); err != nil {
-		httpapi.WriteError(w, r, err)
+		httpapi.WriteError(w, r, registryError(err))
 		return
 	}
 	f.clients.Invalidate(rec.ID)
@@ -230,13 +329,8 @@ func (f *Function) delete(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// verifyResponse reports what the cluster said about itself.
-type verifyResponse struct {
-	Cluster *clusterapi.Cluster `json:"cluster"`
-	Version any                 `json:"version"`
-}
-
-// verify asks a registered cluster for /version through the cached client: the dashboard's "test connection".
+// verify checks a registered cluster through the cached client: the dashboard's "test connection". It answers
+// the cluster's version and who the cluster takes kitefn's credentials for.
 func (f *Function) verify(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	rec, err := f.lookup(ctx, r.PathValue("ref"))
@@ -249,42 +343,12 @@ func (f *Function) verify(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	info, err := serverVersion(ctx, c.Kubernetes.Discovery(), f.cfg.VerifyTimeout)
+	version, id, err := checkCluster(ctx, c, f.cfg.VerifyTimeout)
 	if err != nil {
-		httpapi.WriteError(w, r, httpapi.Errorf(http.StatusBadGateway, httpapi.CodeClusterUnreachable,
-			"cluster %q did not answer /version: %v", rec.Name, err))
+		httpapi.WriteError(w, r, verifyError(rec.Name, err))
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, verifyResponse{Cluster: clusterapi.FromRecord(rec), Version: info})
-}
-
-func serverVersion(ctx context.Context, d discovery.DiscoveryInterface, timeout time.Duration) (any, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	type result struct {
-		v   any
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		body, err := d.RESTClient().Get().AbsPath("/version").Do(ctx).Raw()
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		var v map[string]any
-		if err := json.Unmarshal(body, &v); err != nil {
-			done <- result{err: fmt.Errorf("decoding /version: %w", err)}
-			return
-		}
-		done <- result{v: v}
-	}()
-	select {
-	case res := <-done:
-		return res.v, res.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("no answer within %s", timeout)
-	}
+	httpapi.WriteJSON(w, http.StatusOK, verifyResponse{Cluster: clusterapi.FromRecord(rec), Version: version, Identity: id})
 }
 
 // verifyKubeconfig contacts the cluster a kubeconfig names before it is stored (?verify=true).
@@ -298,19 +362,24 @@ func (f *Function) verifyKubeconfig(ctx context.Context, kc []byte) error {
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidKubeconfig, "%v", err).WithField("kubeconfig")
 	}
 	defer c.HTTP.CloseIdleConnections()
-	if _, err := serverVersion(ctx, c.Kubernetes.Discovery(), f.cfg.VerifyTimeout); err != nil {
-		return httpapi.Errorf(http.StatusUnprocessableEntity, httpapi.CodeClusterUnreachable,
-			"verify: the cluster at %s did not answer /version: %v", rc.Host, err)
+	if _, _, err := checkCluster(ctx, c, f.cfg.VerifyTimeout); err != nil {
+		return kubeconfigVerifyError(rc.Host, err)
 	}
 	return nil
 }
 
 // lookup finds a cluster by ID or name (404 naming it when unknown).
 func (f *Function) lookup(ctx context.Context, ref string) (*store.Cluster, error) {
-	return kube.Lookup(ctx, f.reg, ref)
+	rec, err := kube.Lookup(ctx, f.reg, ref)
+	return rec, registryError(err)
 }
 
 func (f *Function) parseKubeconfig(raw, context string) (kubeconfig.Context, error) {
+	if len(raw) > maxKubeconfigBytes {
+		return kubeconfig.Context{}, httpapi.Errorf(http.StatusRequestEntityTooLarge, httpapi.CodePayloadTooLarge,
+			"the kubeconfig is %d bytes; at most %d KiB is accepted (a cluster is one store record, and "+
+				"DynamoDB items are limited to 400 KB)", len(raw), maxKubeconfigBytes>>10).WithField("kubeconfig")
+	}
 	if strings.TrimSpace(raw) == "" {
 		return kubeconfig.Context{}, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidKubeconfig,
 			"kubeconfig is required: the kubeconfig YAML as a string").WithField("kubeconfig")
@@ -349,6 +418,10 @@ func (f *Function) emit(ctx context.Context, eventType string, rec *store.Cluste
 	}
 	return nil
 }
+
+// maxKubeconfigBytes bounds one cluster's kubeconfig so that its sealed record fits every store backend
+// (DynamoDB's 400 KB item limit is the smallest); real kubeconfigs are a few KB.
+const maxKubeconfigBytes = 256 << 10
 
 var digitsOnly = regexp.MustCompile(`^[0-9]+$`)
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
@@ -88,31 +89,48 @@ func (f *Function) importKubeconfig(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, resp)
 }
 
+// importContexts checks and verifies the contexts concurrently (at most KITEFN_IMPORT_PARALLELISM at a time:
+// verifying is what takes long), then stores them one by one in input order, so IDs follow that order too.
 func (f *Function) importContexts(ctx context.Context, cfg *clientcmdapi.Config, req importRequest, contexts []string,
 	verify bool) importResponse {
-	resp := importResponse{Results: []importResult{}}
-	for _, c := range contexts {
+	results := make([]importResult, len(contexts))
+	prepared := make([]*store.Cluster, len(contexts))
+	var g errgroup.Group
+	g.SetLimit(max(f.cfg.ImportParallelism, 1))
+	for i, c := range contexts {
 		name := req.Names[c]
 		if name == "" {
 			name = NameFromContext(c)
 		}
-		res := importResult{Context: c, Name: name}
-		var rec *store.Cluster
-		var warnings []string
-		one, err := kubeconfig.Extract(cfg, c)
-		if err == nil {
-			rec, warnings, err = f.register(ctx, createRequest{Name: name, Kubeconfig: string(one.Config),
-				Labels: req.Labels, PrometheusURL: req.PrometheusURL}, verify)
+		results[i] = importResult{Context: c, Name: name}
+		g.Go(func() error {
+			one, err := kubeconfig.Extract(cfg, c)
+			if err == nil {
+				prepared[i], err = f.prepare(ctx, createRequest{Name: name, Kubeconfig: string(one.Config),
+					Labels: req.Labels, PrometheusURL: req.PrometheusURL}, verify)
+			}
+			if err != nil {
+				results[i].Error = httpapi.AsError(invalidKubeconfig(err))
+			}
+			return nil // one context failing fails only its result
+		})
+	}
+	_ = g.Wait()
+	resp := importResponse{Results: results}
+	for i := range results {
+		res := &results[i]
+		if res.Error == nil {
+			rec, warnings, err := f.save(ctx, prepared[i])
+			if err != nil {
+				res.Error = httpapi.AsError(err)
+			} else {
+				res.Status, res.Cluster, res.Warnings = http.StatusCreated, clusterapi.FromRecord(rec), warnings
+				resp.Created++
+				continue
+			}
 		}
-		if err != nil {
-			res.Error = httpapi.AsError(invalidKubeconfig(err))
-			res.Status = res.Error.Status
-			resp.Failed++
-		} else {
-			res.Status, res.Cluster, res.Warnings = http.StatusCreated, clusterapi.FromRecord(rec), warnings
-			resp.Created++
-		}
-		resp.Results = append(resp.Results, res)
+		res.Status = res.Error.Status
+		resp.Failed++
 	}
 	return resp
 }

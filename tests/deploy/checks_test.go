@@ -130,6 +130,9 @@ func checkReferences(in *install) []error {
 		}
 		dest(owner, "sink", sb.Namespace, &sb.Spec.Sink)
 	}
+	for _, ps := range ofType[*sourcesv1.PingSource](in) {
+		dest("PingSource "+name(ps.ObjectMeta), "sink", ps.Namespace, &ps.Spec.Sink)
+	}
 	return errs
 }
 
@@ -157,6 +160,17 @@ func checkEventDestinations(in *install) []error {
 	for _, b := range ofType[*eventingv1.Broker](in) {
 		if b.Spec.Delivery != nil {
 			check("Broker "+name(b.ObjectMeta), "deadLetterSink", b.Namespace, b.Spec.Delivery.DeadLetterSink)
+		}
+	}
+	for _, ps := range ofType[*sourcesv1.PingSource](in) {
+		check("PingSource "+name(ps.ObjectMeta), "sink", ps.Namespace, &ps.Spec.Sink)
+	}
+	// KITEFN_RECONCILE_ON_PING makes the clusters function run the reconcile for a token-less CloudEvent.
+	for _, f := range functions(in) {
+		env, err := containerEnv(in, f.svc.Namespace, f.svc.Spec.Template.Spec.Containers[0])
+		if err == nil && env["KITEFN_RECONCILE_ON_PING"] == "true" && f.svc.Labels[visibility] != "cluster-local" {
+			errs = append(errs, fmt.Errorf("Service %s sets KITEFN_RECONCILE_ON_PING=true but is not labelled %s: "+
+				"cluster-local: anyone could trigger the reconcile without a token", name(f.svc.ObjectMeta), visibility))
 		}
 	}
 	return errs

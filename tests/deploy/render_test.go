@@ -48,6 +48,7 @@ var decoders = map[string]func() any{
 	"eventing.knative.dev/v1/Broker":     func() any { return &eventingv1.Broker{} },
 	"eventing.knative.dev/v1/Trigger":    func() any { return &eventingv1.Trigger{} },
 	"sources.knative.dev/v1/SinkBinding": func() any { return &sourcesv1.SinkBinding{} },
+	"sources.knative.dev/v1/PingSource":  func() any { return &sourcesv1.PingSource{} },
 }
 
 // copyDeploy copies deploy/ into a temporary directory and writes freshly generated secret values where the
