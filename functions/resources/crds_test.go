@@ -10,6 +10,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // installCRDs applies testdata/crds.yaml through the API itself and waits until every CRD is Established.
@@ -20,17 +21,14 @@ func (e *env) installCRDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.do(http.MethodPost, "/api/v1/apply", data, "Content-Type", "application/yaml").Expect(t, 200, "")
-	deadline := time.Now().Add(30 * time.Second)
 	for _, name := range []string{"clonesets.apps.kruise.io", "ingressroutes.traefik.io", "proxyclasses.tailscale.com", "plans.upgrade.cattle.io"} {
-		for {
-			obj, err := e.dyn.Resource(crdGVR).Get(context.Background(), name, metav1.GetOptions{})
-			if err == nil && established(obj) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("CRD %s not established: %v", name, err)
-			}
-			time.Sleep(100 * time.Millisecond)
+		err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true,
+			func(ctx context.Context) (bool, error) {
+				obj, err := e.dyn.Resource(crdGVR).Get(ctx, name, metav1.GetOptions{})
+				return err == nil && established(obj), nil
+			})
+		if err != nil {
+			t.Fatalf("CRD %s not established: %v", name, err)
 		}
 	}
 }

@@ -30,15 +30,27 @@ type Config struct {
 	DiscoveryResetInterval time.Duration `envconfig:"DISCOVERY_RESET_INTERVAL" default:"10s"`
 	// MaxApplyBytes bounds an apply body.
 	MaxApplyBytes int64 `envconfig:"MAX_APPLY_BYTES" default:"4194304"`
+	// ApplyTimeout is the deadline of one apply request, waits for new CRDs included. Keep it below the
+	// service's Knative timeoutSeconds (60 in deploy/base/services/resources.yaml), so the answer says which
+	// documents were done instead of the request being cut.
+	ApplyTimeout time.Duration `envconfig:"APPLY_TIMEOUT" default:"50s"`
+	// PrometheusTimeout bounds one Prometheus query; PrometheusMaxBytes the answer read from Prometheus.
+	PrometheusTimeout  time.Duration `envconfig:"PROMETHEUS_QUERY_TIMEOUT" default:"30s"`
+	PrometheusMaxBytes int64         `envconfig:"PROMETHEUS_MAX_BYTES" default:"16777216"`
 }
+
+// maxRequestTimeout is Knative's default max-revision-timeout-seconds: no request can take longer.
+const maxRequestTimeout = 10 * time.Minute
 
 // Function is the resources function.
 type Function struct {
 	cfg     Config
 	mux     *httpapi.Mux
 	clients kube.Clients
-	log     *zap.SugaredLogger
-	now     func() time.Time
+	// registry reads cluster records (their saved Prometheus URL).
+	registry kube.Registry
+	log      *zap.SugaredLogger
+	now      func() time.Time
 }
 
 var (
@@ -68,6 +80,18 @@ func (f *Function) CheckConfig() error {
 	if cfg.CRDCacheTTL < 0 || cfg.FamiliesCacheTTL < 0 || cfg.DiscoveryResetInterval < 0 || cfg.MaxApplyBytes < 1 {
 		return fmt.Errorf("resources configuration: durations must not be negative and KITEFN_MAX_APPLY_BYTES must be positive")
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"KITEFN_APPLY_TIMEOUT", cfg.ApplyTimeout}, {"KITEFN_PROMETHEUS_QUERY_TIMEOUT", cfg.PrometheusTimeout}} {
+		if d.v <= 0 || d.v > maxRequestTimeout {
+			return fmt.Errorf("resources configuration: %s must be above 0 and at most %s (keep it below the "+
+				"service's timeoutSeconds), got %s", d.name, maxRequestTimeout, d.v)
+		}
+	}
+	if cfg.PrometheusMaxBytes < 1 {
+		return fmt.Errorf("resources configuration: KITEFN_PROMETHEUS_MAX_BYTES must be positive")
+	}
 	return nil
 }
 
@@ -85,6 +109,7 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	}
 	f.log = logging.FromContext(ctx).With("function", "resources")
 	f.clients = p.Clients
+	f.registry = p.Store
 	return nil
 }
 
