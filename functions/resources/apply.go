@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -192,10 +193,8 @@ func (a *applier) failedBefore() int {
 	return 0
 }
 
-// applyOne applies document i. Whether it changed anything is told by its resourceVersion: read before the
-// apply (metadata only) and compared with the apply's answer. The apiserver does not write an object a
-// server-side apply leaves as it is, so the same resourceVersion means nothing changed; a concurrent writer
-// between the read and the apply makes it "applied", never a false "unchanged".
+// applyOne applies document i. Whether it changed anything is told by the object read just before the apply
+// and the apply's answer: see sameContent.
 func (a *applier) applyOne(ctx context.Context, i int, res docResult) docResult {
 	obj := a.docs[i]
 	if ctx.Err() != nil {
@@ -206,12 +205,12 @@ func (a *applier) applyOne(ctx context.Context, i int, res docResult) docResult 
 		return a.fail(ctx, i, res, err)
 	}
 	res.Namespace = obj.GetNamespace()
-	before := ""
-	if m, err := a.c.Metadata.Resource(t.gvr).Namespace(obj.GetNamespace()).Get(ctx, obj.GetName(), metav1.GetOptions{}); err == nil {
-		before = m.GetResourceVersion()
+	ri := a.c.Dynamic.Resource(t.gvr).Namespace(obj.GetNamespace())
+	before, err := ri.Get(ctx, obj.GetName(), metav1.GetOptions{})
+	if err != nil {
+		before = nil // missing, or not readable: the apply tells
 	}
-	out, err := a.c.Dynamic.Resource(t.gvr).Namespace(obj.GetNamespace()).Apply(ctx, obj.GetName(), obj,
-		metav1.ApplyOptions{FieldManager: FieldManager, Force: a.force})
+	out, err := ri.Apply(ctx, obj.GetName(), obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: a.force})
 	if err != nil {
 		return a.fail(ctx, i, res, kube.APIError(a.c.Name, err))
 	}
@@ -221,7 +220,7 @@ func (a *applier) applyOne(ctx context.Context, i int, res docResult) docResult 
 		a.st.mapper.Reset()
 	}
 	res.Status = StatusApplied
-	if before != "" && before == out.GetResourceVersion() {
+	if sameContent(before, out) {
 		res.Status = StatusUnchanged
 	}
 	out.SetManagedFields(nil)
@@ -268,6 +267,26 @@ func (a *applier) dryRunOne(ctx context.Context, i int, res docResult) docResult
 	res.Status = StatusDryRun
 	res.APIVersion, res.Kind, res.Object = out.GetAPIVersion(), out.GetKind(), out.Object
 	return res
+}
+
+// sameContent reports whether an apply left the object as it was read just before. The same resourceVersion
+// means the apiserver wrote nothing. A different one may only record moved field ownership (a re-apply that no
+// longer names a label admission added to a Namespace): the objects are then compared without managedFields
+// and resourceVersion. A concurrent writer between the read and the apply makes the answer "applied", never a
+// false "unchanged".
+func sameContent(before, after *unstructured.Unstructured) bool {
+	if before == nil {
+		return false
+	}
+	if before.GetResourceVersion() == after.GetResourceVersion() {
+		return true
+	}
+	b, a := before.DeepCopy(), after.DeepCopy()
+	for _, o := range []*unstructured.Unstructured{b, a} {
+		o.SetManagedFields(nil)
+		o.SetResourceVersion("")
+	}
+	return equality.Semantic.DeepEqual(b.Object, a.Object)
 }
 
 func depends(res docResult, p provider) docResult {

@@ -23,7 +23,10 @@ import (
 
 var kube *harness.Cluster
 
-func TestMain(m *testing.M) { harness.Main(m, &kube) }
+// limitedUser may use pods and CloneSets in one namespace and nothing else (no CRD reads).
+const limitedUser = "limited"
+
+func TestMain(m *testing.M) { harness.Main(m, &kube, harness.WithUser(limitedUser)) }
 
 // env is a resources API over the test cluster, registered as "test", plus admin clients to seed it.
 type env struct {
