@@ -68,6 +68,8 @@ func New() runtime.Handler {
 	f.mux.Handle(http.MethodPost, "/api/v1/apply", f.withCluster(f.apply))
 	f.mux.Handle(http.MethodGet, "/api/v1/crds", f.withCluster(f.listCRDs))
 	f.mux.Handle(http.MethodGet, "/api/v1/crds/families", f.withCluster(f.families))
+	f.mux.Handle(http.MethodGet, "/api/v1/clusters/{ref}/prometheus/query", f.promQuery)
+	f.mux.Handle(http.MethodGet, "/api/v1/clusters/{ref}/prometheus/query_range", f.promQueryRange)
 	return f
 }
 
