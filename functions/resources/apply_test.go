@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -210,6 +211,20 @@ func TestApplyStopsAtTheFirstFailure(t *testing.T) {
 	r = e.do(http.MethodPost, "/api/v1/apply", cm("first")+cm("Bad_Name"), "Content-Type", "application/yaml").Expect(t, 422, "invalid")
 	if got := statuses(r.Items()); got != "unchanged,failed" {
 		t.Fatalf("unchanged then failed: %s", r.Body)
+	}
+	// A field another manager set: the apiserver's 409 conflict, until ?force=true takes it over.
+	_, err := e.cs.CoreV1().ConfigMaps("partial-ns").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "owned"},
+		Data: map[string]string{"a": "theirs"}}, metav1.CreateOptions{FieldManager: "someone-else"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = e.do(http.MethodPost, "/api/v1/apply", cm("owned"), "Content-Type", "application/yaml").Expect(t, 409, "conflict")
+	if !strings.Contains(r.Message(), "someone-else") || r.Items()[0]["error"].(map[string]any)["code"] != "conflict" {
+		t.Fatalf("conflict: %s", r.Body)
+	}
+	r = e.do(http.MethodPost, "/api/v1/apply?force=true", cm("owned"), "Content-Type", "application/yaml").Expect(t, 200, "")
+	if got := statuses(r.Items()); got != "applied" {
+		t.Fatalf("forced: %s", r.Body)
 	}
 	// A missing namespace is the apiserver's 404.
 	r = e.do(http.MethodPost, "/api/v1/apply", strings.Replace(cm("x"), "partial-ns", "no-such-ns", 1), "Content-Type", "application/yaml").Expect(t, 404, "not_found")

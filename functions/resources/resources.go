@@ -1,6 +1,7 @@
 // Package resources is kubectl over HTTP for one cluster at a time: list, get, events, apply, delete, scale and
 // restart for every kind the cluster serves — built-in kinds through discovery, CRDs (the OpenKruise, Traefik,
-// Tailscale and K3s families, and any other) through their CustomResourceDefinition.
+// Tailscale and K3s families, and any other) through their CustomResourceDefinition — and PromQL queries to
+// the cluster's Prometheus at the URL discovery saved.
 package resources
 
 import (
