@@ -171,26 +171,18 @@ func (a *applier) applyAll(ctx context.Context) {
 		}
 	}
 	a.items = a.items[:0]
+	failed := 0 // the 1-based index of the failed document
 	for i := range a.docs {
 		res := a.result(i)
 		res.Message = notes[i]
-		if failed := a.failedBefore(); failed != 0 {
+		if failed != 0 {
 			res.Status = StatusSkipped
 			res.Message = fmt.Sprintf("not attempted: document %d failed", failed)
-			a.items = append(a.items, res)
-			continue
+		} else if res = a.applyOne(ctx, i, res); res.Status == StatusFailed {
+			failed = res.Index
 		}
-		a.items = append(a.items, a.applyOne(ctx, i, res))
+		a.items = append(a.items, res)
 	}
-}
-
-func (a *applier) failedBefore() int {
-	for _, it := range a.items {
-		if it.Status == StatusFailed {
-			return it.Index
-		}
-	}
-	return 0
 }
 
 // applyOne applies document i. Whether it changed anything is told by the object read just before the apply
