@@ -25,7 +25,7 @@ func All() []Spec {
 				AllMode: p.AllMode()})
 		}},
 		{Name: "resources", Check: resources.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
-			return resources.New(resources.Deps{Clients: p.Clients})
+			return resources.New(resources.Deps{Clients: p.Clients, Registry: p.Store})
 		}},
 	}
 }

@@ -13,12 +13,12 @@ func (f *Function) listCRDs(w http.ResponseWriter, r *http.Request) {
 	c := client(r)
 	st, err := f.state(c)
 	if err != nil {
-		httpapi.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	items, err := st.crds.List(r.Context())
 	if err != nil {
-		httpapi.WriteError(w, r, kube.APIError(c.Name, err))
+		writeError(w, r, kube.APIError(c.Name, err))
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"items": items})
@@ -30,12 +30,12 @@ func (f *Function) families(w http.ResponseWriter, r *http.Request) {
 	c := client(r)
 	st, err := f.state(c)
 	if err != nil {
-		httpapi.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	items, err := st.crds.FamiliesStatus(r.Context(), c.Metadata)
 	if err != nil {
-		httpapi.WriteError(w, r, kube.APIError(c.Name, err))
+		writeError(w, r, kube.APIError(c.Name, err))
 		return
 	}
 	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"items": items})

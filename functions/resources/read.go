@@ -39,11 +39,26 @@ func (f *Function) parse(r *http.Request) (request, error) {
 		return request{}, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
 			"name a resource: /api/v1/resources/{resource}[/{namespace}[/{name}]]")
 	}
-	ref, rest := splitRef(segs)
 	c := client(r)
-	t, err := f.resolve(r.Context(), c, ref)
-	if err != nil {
-		return request{}, err
+	var t target
+	var ref string
+	var rest []string
+	var firstErr error
+	for _, s := range splitRef(segs) {
+		found, err := f.resolve(r.Context(), c, s.ref)
+		if err == nil {
+			t, ref, rest, firstErr = found, s.ref, s.rest, nil
+			break
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		if !isStatus(err, http.StatusNotFound) {
+			break // only "no such resource" lets another reading of the path be tried
+		}
+	}
+	if firstErr != nil {
+		return request{}, firstErr
 	}
 	req := request{target: t}
 	ns := r.URL.Query().Get("namespace")
@@ -89,7 +104,7 @@ func tooLong(r *http.Request) error {
 func (f *Function) get(w http.ResponseWriter, r *http.Request) {
 	req, err := f.parse(r)
 	if err != nil {
-		httpapi.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	switch {
@@ -100,7 +115,7 @@ func (f *Function) get(w http.ResponseWriter, r *http.Request) {
 	case req.subresource == "events":
 		f.events(w, r, req)
 	default:
-		httpapi.WriteError(w, r, httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound,
+		writeError(w, r, httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound,
 			"unknown view %q: GET supports events", req.subresource))
 	}
 }
@@ -113,7 +128,7 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request, req request) {
 	params := url.Values{}
 	if s := q.Get("labelSelector"); s != "" {
 		if _, err := labels.Parse(s); err != nil {
-			httpapi.WriteError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
+			writeError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
 				"labelSelector %q is not valid: %v", s, err).WithField("labelSelector"))
 			return
 		}
@@ -121,7 +136,7 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request, req request) {
 	}
 	if s := q.Get("fieldSelector"); s != "" {
 		if _, err := fields.ParseSelector(s); err != nil {
-			httpapi.WriteError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
+			writeError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
 				"fieldSelector %q is not valid: %v", s, err).WithField("fieldSelector"))
 			return
 		}
@@ -129,7 +144,7 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request, req request) {
 	}
 	if s := q.Get("limit"); s != "" {
 		if n, err := strconv.ParseInt(s, 10, 64); err != nil || n < 1 {
-			httpapi.WriteError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
+			writeError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
 				"limit must be a positive number, got %q", s).WithField("limit"))
 			return
 		}
@@ -142,7 +157,7 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request, req request) {
 	}
 	keep, err := httpapi.BoolParam(r, "managedFields")
 	if err != nil {
-		httpapi.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	// The discovery client's REST client has no API prefix of its own, so one client serves every group.
@@ -152,12 +167,12 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request, req request) {
 	}
 	body, err := call.Do(r.Context()).Raw()
 	if err != nil {
-		httpapi.WriteError(w, r, kube.APIError(c.Name, statusFromBody(body, err)))
+		writeError(w, r, kube.APIError(c.Name, statusFromBody(body, err)))
 		return
 	}
 	envelope, items, err := scanList(body)
 	if err != nil {
-		httpapi.WriteError(w, r, httpapi.Errorf(http.StatusBadGateway, "cluster_error",
+		writeError(w, r, httpapi.Errorf(http.StatusBadGateway, "cluster_error",
 			"cluster %q answered the list of %s with malformed JSON", c.Name, req.gvr.Resource))
 		return
 	}
@@ -171,12 +186,12 @@ func (f *Function) getObject(w http.ResponseWriter, r *http.Request, req request
 	c := client(r)
 	obj, err := c.Dynamic.Resource(req.gvr).Namespace(req.namespace).Get(r.Context(), req.name, metav1.GetOptions{})
 	if err != nil {
-		httpapi.WriteError(w, r, kube.APIError(c.Name, err))
+		writeError(w, r, kube.APIError(c.Name, err))
 		return
 	}
 	keep, err := httpapi.BoolParam(r, "managedFields")
 	if err != nil {
-		httpapi.WriteError(w, r, err)
+		writeError(w, r, err)
 		return
 	}
 	if !keep {
@@ -197,7 +212,7 @@ func (f *Function) events(w http.ResponseWriter, r *http.Request, req request) {
 	ns := req.namespace
 	list, err := c.Kubernetes.CoreV1().Events(ns).List(ctx, listOptions(sel.AsSelector().String()))
 	if err != nil {
-		httpapi.WriteError(w, r, kube.APIError(c.Name, err))
+		writeError(w, r, kube.APIError(c.Name, err))
 		return
 	}
 	items := list.Items

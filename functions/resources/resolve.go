@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
@@ -46,6 +48,7 @@ func (t target) path(namespace string) string {
 
 // clusterState is what this function keeps per cluster client: discovery-backed mapping and CRD lookups.
 type clusterState struct {
+	cluster  string // its name, for messages
 	mapper   *restmapper.DeferredDiscoveryRESTMapper
 	expander meta.RESTMapper
 	crds     *crd.Resolver
@@ -61,6 +64,7 @@ func (f *Function) state(c *kube.Client) (*clusterState, error) {
 		disc := memory.NewMemCacheClient(c.Kubernetes.Discovery())
 		mapper := restmapper.NewDeferredDiscoveryRESTMapper(disc)
 		return &clusterState{
+			cluster:  c.Name,
 			mapper:   mapper,
 			expander: restmapper.NewShortcutExpander(mapper, disc, nil),
 			crds:     crd.NewResolver(c.Dynamic, f.cfg.CRDCacheTTL, crd.WithStatusTTL(f.cfg.FamiliesCacheTTL)),
@@ -86,16 +90,31 @@ func (s *clusterState) maybeReset(now time.Time, every time.Duration) bool {
 
 var versionPattern = regexp.MustCompile(`^v[0-9]+((alpha|beta)[0-9]+)?$`)
 
-// splitRef separates the resource reference at the start of a path (pods, deployments.apps, v1/pods,
-// apps/v1/deployments) from the rest (namespace, name, subresource).
-func splitRef(segs []string) (ref string, rest []string) {
+// dotlessGroups are the API groups without a dot (Kubernetes' own); every other group has one.
+var dotlessGroups = map[string]bool{"apps": true, "batch": true, "autoscaling": true, "policy": true, "extensions": true}
+
+// refSplit is one way to read a path: the resource reference at its start (pods, deployments.apps, v1/pods,
+// apps/v1/deployments) and the rest (namespace, name, subresource).
+type refSplit struct {
+	ref  string
+	rest []string
+}
+
+// splitRef lists the readings of a path, most specific first. A namespace may look like a version (v1, v2):
+// pods/v1/web is pod web in namespace v1. group/version/resource needs a group-like first segment, and a
+// dotted one is ambiguous — apps.kruise.io/v1alpha1/clonesets is a group, deployments.apps/v1/web a resource
+// with namespace v1 — so both readings are listed and the first that resolves wins.
+func splitRef(segs []string) []refSplit {
+	plain := refSplit{ref: segs[0], rest: segs[1:]}
 	switch {
-	case len(segs) >= 3 && versionPattern.MatchString(segs[1]) && !versionPattern.MatchString(segs[0]):
-		return strings.Join(segs[:3], "/"), segs[3:]
+	case len(segs) >= 3 && versionPattern.MatchString(segs[1]) && dotlessGroups[segs[0]]:
+		return []refSplit{{strings.Join(segs[:3], "/"), segs[3:]}}
+	case len(segs) >= 3 && versionPattern.MatchString(segs[1]) && strings.Contains(segs[0], "."):
+		return []refSplit{{strings.Join(segs[:3], "/"), segs[3:]}, plain}
 	case len(segs) >= 2 && versionPattern.MatchString(segs[0]):
-		return strings.Join(segs[:2], "/"), segs[2:]
+		return []refSplit{{strings.Join(segs[:2], "/"), segs[2:]}}
 	}
-	return segs[0], segs[1:]
+	return []refSplit{plain}
 }
 
 // builtinGroup reports whether a group is served by Kubernetes itself rather than by a CRD.
@@ -175,25 +194,33 @@ func versionIf(gvr *schema.GroupVersionResource) string {
 func (f *Function) fromMapper(st *clusterState, gvr schema.GroupVersionResource) (target, error) {
 	gvk, err := st.mapper.KindFor(gvr)
 	if err != nil {
-		return target{}, fmt.Errorf("mapping %s: %w", gvr, err)
+		return target{}, mappingError(st.cluster, gvr.String(), err)
 	}
 	m, err := st.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
-		return target{}, fmt.Errorf("mapping %s: %w", gvk, err)
+		return target{}, mappingError(st.cluster, gvk.String(), err)
 	}
 	return target{gvr: m.Resource, kind: gvk.Kind, namespaced: m.Scope.Name() == meta.RESTScopeNameNamespace}, nil
 }
 
 // fromCRD resolves through the CustomResourceDefinition: its served versions (storage preferred) and its scope.
-// A version asked for explicitly must be served.
+// A version asked for explicitly must be served. Credentials that may use a kind but not read CRDs (common)
+// fall back to discovery.
 func (f *Function) fromCRD(ctx context.Context, st *clusterState, name, version string) (target, error) {
 	res, err := st.crds.Resolve(ctx, name)
 	if err != nil {
 		var nf *crd.NotFoundError
-		if errors.As(err, &nf) {
+		var un *crd.UnavailableError
+		switch {
+		case errors.As(err, &nf):
 			return target{}, &httpapi.Error{Status: http.StatusNotFound, Code: httpapi.CodeNotFound, Message: nf.Error()}
+		case errors.As(err, &un):
+			return target{}, &httpapi.Error{Status: http.StatusServiceUnavailable, Code: CodeCRDNotReady,
+				Message: un.Error() + "; retry shortly"}
+		case apierrors.IsForbidden(err):
+			return f.fromDiscovery(st, name, version, err)
 		}
-		return target{}, err
+		return target{}, kube.APIError(st.cluster, err)
 	}
 	t := target{gvr: res.GVR(), kind: res.Kind, namespaced: res.Namespaced, crd: res.CRD}
 	if version != "" && version != res.Version {
@@ -209,6 +236,45 @@ func (f *Function) fromCRD(ctx context.Context, st *clusterState, name, version 
 		t.gvr.Version = version
 	}
 	return t, nil
+}
+
+// fromDiscovery resolves a CRD's resource (plural.group) from discovery when the CRD itself may not be read.
+func (f *Function) fromDiscovery(st *clusterState, name, version string, forbidden error) (target, error) {
+	gvr := schema.ParseGroupResource(name).WithVersion(version)
+	for attempt := 0; attempt < 2; attempt++ {
+		found, err := st.mapper.ResourceFor(gvr)
+		if err == nil {
+			return f.fromMapper(st, found)
+		}
+		if !meta.IsNoMatchError(err) && !discovery.IsGroupDiscoveryFailedError(err) {
+			return target{}, kube.APIError(st.cluster, err)
+		}
+		if attempt == 0 && !st.maybeReset(f.now(), f.cfg.DiscoveryResetInterval) {
+			break
+		}
+	}
+	return target{}, httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound,
+		"%s is not served by cluster %q (its CustomResourceDefinition could not be read: %s)", name, st.cluster,
+		kube.APIError(st.cluster, forbidden).Message)
+}
+
+// crdRetryAfter is the Retry-After (seconds) of a crd_not_ready answer: a new CRD is usually served within one.
+const crdRetryAfter = 1
+
+// writeError writes err in the stable shape, with Retry-After when a CRD is about to be served.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if apiErr := httpapi.AsError(err); apiErr.Code == CodeCRDNotReady {
+		w.Header().Set("Retry-After", strconv.Itoa(crdRetryAfter))
+	}
+	httpapi.WriteError(w, r, err)
+}
+
+// mappingError is a discovery failure: unknown to discovery is a 404, anything else the cluster's own error.
+func mappingError(cluster, what string, err error) error {
+	if meta.IsNoMatchError(err) {
+		return httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound, "%s is not served by cluster %q", what, cluster)
+	}
+	return kube.APIError(cluster, fmt.Errorf("mapping %s: %w", what, err))
 }
 
 func isCRDNotFound(err error) bool {

@@ -1,6 +1,7 @@
 // Package resources is kubectl over HTTP for one cluster at a time: list, get, events, apply, delete, scale and
 // restart for every kind the cluster serves — built-in kinds through discovery, CRDs (the OpenKruise, Traefik,
-// Tailscale and K3s families, and any other) through their CustomResourceDefinition.
+// Tailscale and K3s families, and any other) through their CustomResourceDefinition — and PromQL queries to
+// the cluster's Prometheus at the URL discovery saved.
 package resources
 
 import (
@@ -29,15 +30,27 @@ type Config struct {
 	DiscoveryResetInterval time.Duration `envconfig:"DISCOVERY_RESET_INTERVAL" default:"10s"`
 	// MaxApplyBytes bounds an apply body.
 	MaxApplyBytes int64 `envconfig:"MAX_APPLY_BYTES" default:"4194304"`
+	// ApplyTimeout is the deadline of one apply request, waits for new CRDs included. Keep it below the
+	// service's Knative timeoutSeconds (60 in deploy/base/services/resources.yaml), so the answer says which
+	// documents were done instead of the request being cut.
+	ApplyTimeout time.Duration `envconfig:"APPLY_TIMEOUT" default:"50s"`
+	// PrometheusTimeout bounds one Prometheus query; PrometheusMaxBytes the answer read from Prometheus.
+	PrometheusTimeout  time.Duration `envconfig:"PROMETHEUS_QUERY_TIMEOUT" default:"30s"`
+	PrometheusMaxBytes int64         `envconfig:"PROMETHEUS_MAX_BYTES" default:"16777216"`
 }
+
+// maxRequestTimeout is Knative's default max-revision-timeout-seconds: no request can take longer.
+const maxRequestTimeout = 10 * time.Minute
 
 // Function is the resources function.
 type Function struct {
 	cfg     Config
 	mux     *httpapi.Mux
 	clients kube.Clients
-	log     *zap.SugaredLogger
-	now     func() time.Time
+	// registry reads cluster records (their saved Prometheus URL).
+	registry kube.Registry
+	log      *zap.SugaredLogger
+	now      func() time.Time
 }
 
 var (
@@ -48,17 +61,21 @@ var (
 // Deps is what the function works with, handed in by its constructor.
 type Deps struct {
 	Clients kube.Clients
+	// Registry gives the cluster record, for the Prometheus URL discovery saved.
+	Registry kube.Registry
 }
 
 // New makes the function over its dependencies; Start reads its configuration.
 func New(d Deps) *Function {
-	f := &Function{mux: httpapi.NewMux(), clients: d.Clients, now: time.Now}
+	f := &Function{mux: httpapi.NewMux(), clients: d.Clients, registry: d.Registry, now: time.Now}
 	f.mux.Handle(http.MethodGet, "/api/v1/resources/{path...}", f.withCluster(f.get))
 	f.mux.Handle(http.MethodDelete, "/api/v1/resources/{path...}", f.withCluster(f.delete))
 	f.mux.Handle(http.MethodPost, "/api/v1/resources/{path...}", f.withCluster(f.action))
 	f.mux.Handle(http.MethodPost, "/api/v1/apply", f.withCluster(f.apply))
 	f.mux.Handle(http.MethodGet, "/api/v1/crds", f.withCluster(f.listCRDs))
 	f.mux.Handle(http.MethodGet, "/api/v1/crds/families", f.withCluster(f.families))
+	f.mux.Handle(http.MethodGet, "/api/v1/clusters/{ref}/prometheus/query", f.promQuery)
+	f.mux.Handle(http.MethodGet, "/api/v1/clusters/{ref}/prometheus/query_range", f.promQueryRange)
 	return f
 }
 
@@ -70,6 +87,18 @@ func LoadConfig() (Config, error) {
 	}
 	if cfg.CRDCacheTTL < 0 || cfg.FamiliesCacheTTL < 0 || cfg.DiscoveryResetInterval < 0 || cfg.MaxApplyBytes < 1 {
 		return cfg, fmt.Errorf("resources configuration: durations must not be negative and KITEFN_MAX_APPLY_BYTES must be positive")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"KITEFN_APPLY_TIMEOUT", cfg.ApplyTimeout}, {"KITEFN_PROMETHEUS_QUERY_TIMEOUT", cfg.PrometheusTimeout}} {
+		if d.v <= 0 || d.v > maxRequestTimeout {
+			return cfg, fmt.Errorf("resources configuration: %s must be above 0 and at most %s (keep it below the "+
+				"service's timeoutSeconds), got %s", d.name, maxRequestTimeout, d.v)
+		}
+	}
+	if cfg.PrometheusMaxBytes < 1 {
+		return cfg, fmt.Errorf("resources configuration: KITEFN_PROMETHEUS_MAX_BYTES must be positive")
 	}
 	return cfg, nil
 }

@@ -22,7 +22,10 @@ import (
 
 var kube *harness.Cluster
 
-func TestMain(m *testing.M) { harness.Main(m, &kube) }
+// limitedUser may use pods and CloneSets in one namespace and nothing else (no CRD reads).
+const limitedUser = "limited"
+
+func TestMain(m *testing.M) { harness.Main(m, &kube, harness.WithUser(limitedUser)) }
 
 // env is a resources API over the test cluster, registered as "test", plus admin clients to seed it.
 type env struct {
@@ -194,7 +197,7 @@ func TestApplyScaleRestartDelete(t *testing.T) {
 
 	// Dry run creates nothing.
 	r := e.do(http.MethodPost, "/api/v1/apply?dryRun=true&namespace=apply-ns", deployment+cm, "Content-Type", "application/yaml").Expect(t, 200, "")
-	if len(r.Items()) != 2 || r.Items()[0]["dryRun"] != true {
+	if len(r.Items()) != 2 || r.Items()[0]["status"] != "dry-run" || r.JSON["dryRun"] != float64(2) {
 		t.Fatalf("dry run: %s", r.Body)
 	}
 	if _, err := e.cs.AppsV1().Deployments("apply-ns").Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
@@ -202,8 +205,14 @@ func TestApplyScaleRestartDelete(t *testing.T) {
 	}
 
 	r = e.do(http.MethodPost, "/api/v1/apply?namespace=apply-ns", deployment+cm, "Content-Type", "application/yaml").Expect(t, 200, "")
-	if len(r.Items()) != 2 || r.Items()[1]["namespace"] != "apply-ns" || r.Items()[0]["dryRun"] != nil {
+	if len(r.Items()) != 2 || r.Items()[1]["namespace"] != "apply-ns" || r.Items()[0]["status"] != "applied" ||
+		r.JSON["applied"] != float64(2) {
 		t.Fatalf("apply: %s", r.Body)
+	}
+	// The same documents again change nothing: the apiserver keeps the resourceVersion.
+	r = e.do(http.MethodPost, "/api/v1/apply?namespace=apply-ns", deployment+cm, "Content-Type", "application/yaml").Expect(t, 200, "")
+	if r.Items()[0]["status"] != "unchanged" || r.Items()[1]["status"] != "unchanged" || r.JSON["unchanged"] != float64(2) {
+		t.Fatalf("re-apply: %s", r.Body)
 	}
 	d, err := e.cs.AppsV1().Deployments("apply-ns").Get(ctx, "web", metav1.GetOptions{})
 	if err != nil {
@@ -242,6 +251,8 @@ func TestApplyScaleRestartDelete(t *testing.T) {
 	e.do(http.MethodDelete, "/api/v1/resources/configmaps/apply-ns/settings", nil).Expect(t, 404, "not_found")
 }
 
+// TestApplyRefusedLeavesNothing: malformed bodies are refused before anything is applied; with ?atomic=true
+// so are documents the apiserver refuses in a dry run.
 func TestApplyRefusedLeavesNothing(t *testing.T) {
 	e := setup(t)
 	e.namespace(t, "refuse-ns")
@@ -259,7 +270,7 @@ func TestApplyRefusedLeavesNothing(t *testing.T) {
 		{"refused by the apiserver", okCM + "---\n" + strings.NewReplacer("replicas: 1", "replicas: -5", "apply-ns", "refuse-ns").Replace(deployment), 422, "invalid", "spec.replicas"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.do(http.MethodPost, "/api/v1/apply", tc.body, "Content-Type", "application/yaml").Expect(t, tc.status, tc.code)
+			r := e.do(http.MethodPost, "/api/v1/apply?atomic=true", tc.body, "Content-Type", "application/yaml").Expect(t, tc.status, tc.code)
 			if !strings.Contains(r.Message(), tc.want) {
 				t.Fatalf("message %q does not say %q", r.Message(), tc.want)
 			}
