@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -69,6 +70,22 @@ func (e *env) pod(t *testing.T, ns, name string, labels map[string]string) {
 	}
 }
 
+// afterCreation waits until the clock's whole second is past the pod's creationTimestamp (the apiserver runs on
+// this machine, on the same clock).
+func (e *env) afterCreation(t *testing.T, ns, name string) {
+	t.Helper()
+	pod, err := e.cs.CoreV1().Pods(ns).Get(t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := pod.CreationTimestamp.Time
+	err = wait.PollUntilContextTimeout(t.Context(), 20*time.Millisecond, 5*time.Second, true,
+		func(context.Context) (bool, error) { return time.Now().Truncate(time.Second).After(created), nil })
+	if err != nil {
+		t.Fatalf("the clock did not pass %s/%s's creationTimestamp %s: %v", ns, name, created, err)
+	}
+}
+
 func names(items []map[string]any) []string {
 	var out []string
 	for _, it := range items {
@@ -82,10 +99,12 @@ func TestListAndGetCoreResources(t *testing.T) {
 	e := setup(t)
 	e.namespace(t, "list-a")
 	e.namespace(t, "list-b")
+	// creationTimestamp has second resolution: each pod is created once the clock is past the previous one's,
+	// so "newest first" is observable.
 	e.pod(t, "list-a", "first", map[string]string{"app": "web"})
-	time.Sleep(1100 * time.Millisecond) // creationTimestamp has second resolution: make "newest first" observable
+	e.afterCreation(t, "list-a", "first")
 	e.pod(t, "list-b", "second", map[string]string{"app": "db"})
-	time.Sleep(1100 * time.Millisecond)
+	e.afterCreation(t, "list-b", "second")
 	e.pod(t, "list-a", "third", map[string]string{"app": "web"})
 
 	for _, ref := range []string{"pods", "po", "pod", "Pod", "v1/pods"} {
