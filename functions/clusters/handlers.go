@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/discovery"
 
 	"github.com/kitefn/kitefn/events"
+	"github.com/kitefn/kitefn/shared/clusterhttp"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/kubeconfig"
@@ -299,7 +300,7 @@ func (f *Function) verifyKubeconfig(ctx context.Context, kc []byte) error {
 	if err != nil {
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidKubeconfig, "%v", err).WithField("kubeconfig")
 	}
-	defer c.HTTP.CloseIdleConnections()
+	defer c.CloseIdle()
 	if _, err := serverVersion(ctx, c.Kubernetes.Discovery(), f.cfg.VerifyTimeout); err != nil {
 		return httpapi.Errorf(http.StatusUnprocessableEntity, httpapi.CodeClusterUnreachable,
 			"verify: the cluster at %s did not answer /version: %v", rc.Host, err)
@@ -309,7 +310,7 @@ func (f *Function) verifyKubeconfig(ctx context.Context, kc []byte) error {
 
 // lookup finds a cluster by ID or name (404 naming it when unknown).
 func (f *Function) lookup(ctx context.Context, ref string) (*store.Cluster, error) {
-	return kube.Lookup(ctx, f.reg, ref)
+	return clusterhttp.Lookup(ctx, f.reg, ref)
 }
 
 func (f *Function) parseKubeconfig(raw, context string) (kubeconfig.Context, error) {

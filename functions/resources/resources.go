@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"knative.dev/pkg/logging"
 
+	"github.com/kitefn/kitefn/shared/clusterhttp"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/platform"
@@ -36,7 +37,7 @@ type Config struct {
 type Function struct {
 	cfg     Config
 	mux     *httpapi.Mux
-	clients kube.Clients
+	clients clusterhttp.Clients
 	log     *zap.SugaredLogger
 	now     func() time.Time
 }
@@ -92,7 +93,7 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 // unknown. Routing comes first, so an unknown route is a 404 whether or not a cluster was named.
 func (f *Function) withCluster(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		kube.Select(f.clients, h).ServeHTTP(w, r)
+		clusterhttp.Select(f.clients, h).ServeHTTP(w, r)
 	}
 }
 
@@ -104,6 +105,6 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeH
 
 // client is the selected cluster's client; Select guarantees it is there.
 func client(r *http.Request) *kube.Client {
-	c, _ := kube.ClientFrom(r.Context())
+	c, _ := clusterhttp.ClientFrom(r.Context())
 	return c
 }
