@@ -11,10 +11,8 @@ import (
 	"slices"
 	"syscall"
 
-	"github.com/go-logr/zapr"
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap"
-	"k8s.io/klog/v2"
 	"knative.dev/pkg/logging"
 )
 
@@ -72,8 +70,7 @@ func Main(opts Options) int {
 		fmt.Fprintf(os.Stderr, "kitefn: %v\n", err)
 		return 2
 	}
-	// client-go logs through klog (warnings without a request, retries, throttling): send it the same way.
-	klog.SetLogger(zapr.NewLogger(log.Desugar().Named("client-go")))
+	routeKlog(log)
 	if len(os.Args) > 1 && os.Args[1] == "-check-config" {
 		if err := checkConfig(cfg, opts); err != nil {
 			fmt.Fprintf(os.Stderr, "kitefn: configuration: %v\n", err)
