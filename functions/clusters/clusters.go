@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"knative.dev/pkg/logging"
 
+	"github.com/kitefn/kitefn/shared/clusterhttp"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/kubeconfig"
@@ -60,7 +61,7 @@ type Sealer interface {
 
 // Clients gives a cached client by cluster name or ID, and forgets one the registry no longer matches.
 type Clients interface {
-	kube.Clients
+	clusterhttp.Clients
 	Invalidate(id uint64)
 }
 

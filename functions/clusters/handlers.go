@@ -15,6 +15,7 @@ import (
 
 	"github.com/kitefn/kitefn/events"
 	"github.com/kitefn/kitefn/shared/clusterapi"
+	"github.com/kitefn/kitefn/shared/clusterhttp"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/kubeconfig"
@@ -361,7 +362,7 @@ func (f *Function) verifyKubeconfig(ctx context.Context, kc []byte) error {
 	if err != nil {
 		return httpapi.Errorf(http.StatusBadRequest, httpapi.CodeInvalidKubeconfig, "%v", err).WithField("kubeconfig")
 	}
-	defer c.HTTP.CloseIdleConnections()
+	defer c.CloseIdle()
 	if _, _, err := checkCluster(ctx, c, f.cfg.VerifyTimeout); err != nil {
 		return kubeconfigVerifyError(rc.Host, err)
 	}
@@ -370,7 +371,7 @@ func (f *Function) verifyKubeconfig(ctx context.Context, kc []byte) error {
 
 // lookup finds a cluster by ID or name (404 naming it when unknown).
 func (f *Function) lookup(ctx context.Context, ref string) (*store.Cluster, error) {
-	rec, err := kube.Lookup(ctx, f.reg, ref)
+	rec, err := clusterhttp.Lookup(ctx, f.reg, ref)
 	return rec, registryError(err)
 }
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/kitefn/kitefn/events"
 	"github.com/kitefn/kitefn/shared/clusterapi"
+	"github.com/kitefn/kitefn/shared/clusterhttp"
 	"github.com/kitefn/kitefn/shared/httpapi"
-	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/store"
 )
 
@@ -205,5 +205,5 @@ func (f *Function) redetect(w http.ResponseWriter, r *http.Request) {
 
 // lookup finds a cluster by ID or name (404 naming it when unknown).
 func (f *Function) lookup(ctx context.Context, ref string) (*store.Cluster, error) {
-	return kube.Lookup(ctx, f.reg, ref)
+	return clusterhttp.Lookup(ctx, f.reg, ref)
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kitefn/kitefn/shared/clusterhttp"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/prometheus"
@@ -152,7 +153,7 @@ func (f *Function) promRun(w http.ResponseWriter, r *http.Request, run func(cont
 // promClient is a client for the Prometheus the registry saved for a cluster: an absolute URL directly, a
 // service-proxy path through the cluster's apiserver with its credentials.
 func (f *Function) promClient(ctx context.Context, ref string) (*prometheus.Client, error) {
-	rec, err := kube.Lookup(ctx, f.registry, ref)
+	rec, err := clusterhttp.Lookup(ctx, f.registry, ref)
 	if err != nil {
 		return nil, err
 	}

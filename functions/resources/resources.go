@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"knative.dev/pkg/logging"
 
+	"github.com/kitefn/kitefn/shared/clusterhttp"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/runtime"
@@ -46,9 +47,9 @@ const maxRequestTimeout = 10 * time.Minute
 type Function struct {
 	cfg     Config
 	mux     *httpapi.Mux
-	clients kube.Clients
+	clients clusterhttp.Clients
 	// registry reads cluster records (their saved Prometheus URL).
-	registry kube.Registry
+	registry clusterhttp.Registry
 	log      *zap.SugaredLogger
 	now      func() time.Time
 }
@@ -60,9 +61,9 @@ var (
 
 // Deps is what the function works with, handed in by its constructor.
 type Deps struct {
-	Clients kube.Clients
+	Clients clusterhttp.Clients
 	// Registry gives the cluster record, for the Prometheus URL discovery saved.
-	Registry kube.Registry
+	Registry clusterhttp.Registry
 }
 
 // New makes the function over its dependencies; Start reads its configuration.
@@ -124,7 +125,7 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 // unknown. Routing comes first, so an unknown route is a 404 whether or not a cluster was named.
 func (f *Function) withCluster(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		kube.Select(f.clients, h).ServeHTTP(w, r)
+		clusterhttp.Select(f.clients, h).ServeHTTP(w, r)
 	}
 }
 
@@ -136,6 +137,6 @@ func (f *Function) Handle(w http.ResponseWriter, r *http.Request) { f.mux.ServeH
 
 // client is the selected cluster's client; Select guarantees it is there.
 func client(r *http.Request) *kube.Client {
-	c, _ := kube.ClientFrom(r.Context())
+	c, _ := clusterhttp.ClientFrom(r.Context())
 	return c
 }

@@ -1,13 +1,12 @@
-// Package kube gives functions a client for a registered cluster: a bounded per-instance cache of clients built
-// from the registry, re-validated against the record's version so changes made through another replica take
-// effect here without a broadcast, and the middleware that picks the cluster a request is for.
+// Package kube gives functions a client for a registered cluster: a bounded per-instance cache of connections
+// built from the registry, re-validated against the record's version so changes made through another replica
+// take effect here without a broadcast, and the mapping of a cluster's errors and warnings for the API.
 package kube
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,11 +14,6 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/sync/singleflight"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kitefn/kitefn/shared/store"
 )
@@ -60,66 +54,32 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Client is everything a function needs to talk to one cluster. All clients share one HTTP client, so one
-// connection pool per cluster.
-type Client struct {
-	ID         uint64
-	Name       string
-	Version    uint64 // the registry version this client was built from
-	REST       *rest.Config
-	HTTP       *http.Client
-	Kubernetes kubernetes.Interface
-	Dynamic    dynamic.Interface
-	Metadata   metadata.Interface
-
-	mu       sync.Mutex
-	attached map[any]any
-}
-
-// Attached returns the value kept on this client under key, building it on first use. Functions hang their
-// per-cluster caches here (a RESTMapper, a CRD resolver): they live exactly as long as the client, so a new
-// kubeconfig or a deleted cluster drops them too.
-func (c *Client) Attached(key any, build func(*Client) (any, error)) (any, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if v, ok := c.attached[key]; ok {
-		return v, nil
-	}
-	v, err := build(c)
-	if err != nil {
-		return nil, err
-	}
-	if c.attached == nil {
-		c.attached = map[any]any{}
-	}
-	c.attached[key] = v
-	return v, nil
-}
-
-// NotFoundError is returned for a cluster reference that matches no registered cluster.
-type NotFoundError struct {
-	Ref string
-}
-
-func (e *NotFoundError) Error() string { return fmt.Sprintf("cluster %q not found", e.Ref) }
-
-// Is lets callers treat it like store.ErrNotFound.
-func (e *NotFoundError) Is(target error) bool { return target == store.ErrNotFound }
-
 type entry struct {
 	client  *Client
-	checked atomic.Int64 // unix nanos of the last time the record's version was confirmed
+	checked atomic.Int64 // unix nanos of the last time the record's version was confirmed; 0 after Invalidate
 }
+
+// flight is a cluster with builds under way; gen counts the Invalidates since the first began.
+type flight struct {
+	gen     uint64
+	running int
+}
+
+// buildTimeout bounds a shared build, which outlives the caller that started it.
+const buildTimeout = 30 * time.Second
 
 // Cache holds clients by cluster ID. It is safe for concurrent use; one per warm instance.
 type Cache struct {
 	reg    Registry
 	opener Opener
 	cfg    Config
-	byID   *lru.Cache[uint64, *entry]
 	names  *lru.Cache[string, nameEntry]
 	group  singleflight.Group
 	now    func() time.Time
+
+	mu      sync.Mutex // orders storing a built client against Invalidate
+	byID    *lru.Cache[uint64, *entry]
+	flights map[uint64]*flight // only while a build runs, so bounded by concurrent builds
 }
 
 type nameEntry struct {
@@ -133,7 +93,7 @@ func NewCache(reg Registry, opener Opener, cfg Config) (*Cache, error) {
 		return nil, err
 	}
 	byID, err := lru.NewWithEvict(cfg.CacheSize, func(_ uint64, e *entry) {
-		e.client.HTTP.CloseIdleConnections()
+		e.client.CloseIdle()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating client cache: %w", err)
@@ -142,7 +102,8 @@ func NewCache(reg Registry, opener Opener, cfg Config) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating name cache: %w", err)
 	}
-	return &Cache{reg: reg, opener: opener, cfg: cfg, byID: byID, names: names, now: time.Now}, nil
+	return &Cache{reg: reg, opener: opener, cfg: cfg, byID: byID, names: names, now: time.Now,
+		flights: map[uint64]*flight{}}, nil
 }
 
 // Len is the number of cached clients.
@@ -174,96 +135,137 @@ func (c *Cache) Client(ctx context.Context, ref string) (*Client, error) {
 	return c.byIDRef(ctx, rec.ID, ref, rec)
 }
 
-// Invalidate drops a cluster's client, for the replica that made a change (others catch up on revalidation).
+// Invalidate makes the next lookup of a cluster re-read its record, for the replica that made a change (others
+// catch up on revalidation). A build already under way is not kept: its record may predate the change. The
+// connection stays cached until that read says the cluster is gone or its connection settings changed, so a
+// label edit or a rename keeps it.
 func (c *Cache) Invalidate(id uint64) {
-	c.byID.Remove(id)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f := c.flights[id]; f != nil {
+		f.gen++
+	}
+	if e, ok := c.byID.Peek(id); ok {
+		e.checked.Store(0)
+	}
 }
 
-// byIDRef returns a cached client still fresh, or re-validates it against rec (fetched when nil), rebuilding
-// it when the record changed. Concurrent callers for one cluster share one registry read and one build.
+// byIDRef returns a cached client still fresh, or re-validates it against rec (fetched when nil). Concurrent
+// callers for one cluster share one registry read and one build, which does not end when the caller that
+// started it gives up; each caller still returns when its own ctx ends.
 func (c *Cache) byIDRef(ctx context.Context, id uint64, ref string, rec *store.Cluster) (*Client, error) {
 	if e, ok := c.byID.Get(id); ok && c.now().UnixNano()-e.checked.Load() < int64(c.cfg.Revalidate) {
-		if rec == nil || rec.Version == e.client.Version {
+		if rec == nil || rec.Version <= e.client.Version {
 			return e.client, nil
 		}
 	}
-	v, err, _ := c.group.Do(strconv.FormatUint(id, 10), func() (any, error) {
-		r := rec
-		if r == nil {
-			var err error
-			if r, err = c.reg.Get(ctx, id); err != nil {
-				if errors.Is(err, store.ErrNotFound) {
-					c.byID.Remove(id)
-					return nil, &NotFoundError{Ref: ref}
-				}
-				return nil, fmt.Errorf("looking up cluster %q: %w", ref, err)
-			}
-		}
-		if e, ok := c.byID.Peek(id); ok && e.client.Version == r.Version {
-			e.checked.Store(c.now().UnixNano())
-			return e.client, nil
-		}
-		cl, err := c.build(r)
-		if err != nil {
-			return nil, err
-		}
-		e := &entry{client: cl}
-		e.checked.Store(c.now().UnixNano())
-		if old, ok := c.byID.Peek(id); ok {
-			defer old.client.HTTP.CloseIdleConnections()
-		}
-		c.byID.Add(id, e)
-		return cl, nil
+	// A flight started before an Invalidate is not joined by the callers after it: they want the new record.
+	c.mu.Lock()
+	var gen uint64
+	if f := c.flights[id]; f != nil {
+		gen = f.gen
+	}
+	c.mu.Unlock()
+	ch := c.group.DoChan(strconv.FormatUint(id, 10)+"/"+strconv.FormatUint(gen, 10), func() (any, error) {
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), buildTimeout)
+		defer cancel()
+		return c.refresh(bctx, id, ref, rec)
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the client of cluster %q: %w", ref, context.Cause(ctx))
+	case res := <-ch:
+		var nf *NotFoundError
+		if errors.As(res.Err, &nf) {
+			return nil, &NotFoundError{Ref: ref} // the flight may have been started by another reference
+		}
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*Client), nil
 	}
-	return v.(*Client), nil
 }
 
-func (c *Cache) build(rec *store.Cluster) (*Client, error) {
+// refresh reads the record (unless given) and makes its client: the cached one when the record is not newer, a
+// new view over the cached connection when only the record changed, a new connection when its settings did.
+// The result is stored only when no Invalidate came meanwhile, and never over a newer record's client.
+func (c *Cache) refresh(ctx context.Context, id uint64, ref string, rec *store.Cluster) (*Client, error) {
+	c.mu.Lock()
+	f := c.flights[id]
+	if f == nil {
+		f = &flight{}
+		c.flights[id] = f
+	}
+	f.running++
+	gen := f.gen
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		if f.running--; f.running == 0 {
+			delete(c.flights, id)
+		}
+		c.mu.Unlock()
+	}()
+
+	if rec == nil {
+		var err error
+		if rec, err = c.reg.Get(ctx, id); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				c.byID.Remove(id)
+				return nil, &NotFoundError{Ref: ref}
+			}
+			return nil, fmt.Errorf("looking up cluster %q: %w", ref, err)
+		}
+	}
+	if cl, ok := c.confirm(id, gen, rec); ok {
+		return cl, nil
+	}
 	plain, err := c.opener.Open(rec.Kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", rec.Name, err)
 	}
-	cfg, err := RESTConfig(plain, c.cfg)
+	rc, fp, err := restConfig(plain, c.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %q: %w", rec.Name, err)
 	}
-	return NewClient(rec, cfg)
+	var conn *Conn
+	if e, ok := c.byID.Peek(id); ok && e.client.fingerprint == fp {
+		conn = e.client.Conn
+	} else if conn, err = newConn(rec.Name, rc, fp); err != nil {
+		return nil, err
+	}
+	cl := conn.view(rec)
+
+	c.mu.Lock()
+	old, had := c.byID.Peek(id)
+	replaced := false
+	switch {
+	case f.gen != gen:
+		// Invalidated while building: this client answers the callers that asked before, but is not kept.
+	case had && old.client.Version > rec.Version:
+		cl = old.client // a newer record landed meanwhile
+	default:
+		e := &entry{client: cl}
+		e.checked.Store(c.now().UnixNano())
+		c.byID.Add(id, e) // replacing a key does not call the eviction callback
+		replaced = had && old.client.Conn != conn
+	}
+	c.mu.Unlock()
+	if replaced {
+		old.client.CloseIdle()
+	}
+	return cl, nil
 }
 
-// RESTConfig turns a standalone kubeconfig into a rest.Config with kitefn's limits applied.
-func RESTConfig(kubeconfig []byte, cfg Config) (*rest.Config, error) {
-	rc, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("building client config: %w", err)
+// confirm returns the cached client when rec is not newer than it (the same record, or a lagging read),
+// marking it checked, unless an Invalidate came since gen.
+func (c *Cache) confirm(id, gen uint64, rec *store.Cluster) (*Client, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byID.Peek(id)
+	if !ok || c.flights[id].gen != gen || rec.Version > e.client.Version {
+		return nil, false
 	}
-	// Explicit limits: client-go's defaults (5 QPS) throttle a dashboard, and no limit at all lets one busy
-	// user flood a cluster.
-	rc.QPS, rc.Burst, rc.Timeout = cfg.QPS, cfg.Burst, cfg.Timeout
-	rc.UserAgent = cfg.UserAgent
-	return rc, nil
-}
-
-// NewClient builds the typed, dynamic and metadata clients over one shared HTTP client.
-func NewClient(rec *store.Cluster, rc *rest.Config) (*Client, error) {
-	hc, err := rest.HTTPClientFor(rc)
-	if err != nil {
-		return nil, fmt.Errorf("cluster %q: building HTTP client: %w", rec.Name, err)
-	}
-	cs, err := kubernetes.NewForConfigAndClient(rc, hc)
-	if err != nil {
-		return nil, fmt.Errorf("cluster %q: building clientset: %w", rec.Name, err)
-	}
-	dyn, err := dynamic.NewForConfigAndClient(rc, hc)
-	if err != nil {
-		return nil, fmt.Errorf("cluster %q: building dynamic client: %w", rec.Name, err)
-	}
-	md, err := metadata.NewForConfigAndClient(rc, hc)
-	if err != nil {
-		return nil, fmt.Errorf("cluster %q: building metadata client: %w", rec.Name, err)
-	}
-	return &Client{ID: rec.ID, Name: rec.Name, Version: rec.Version, REST: rc, HTTP: hc, Kubernetes: cs,
-		Dynamic: dyn, Metadata: md}, nil
+	e.checked.Store(c.now().UnixNano())
+	return e.client, true
 }

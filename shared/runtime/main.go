@@ -111,6 +111,7 @@ func Main[P any](opts Options[P]) int {
 		fmt.Fprintf(os.Stderr, "kitefn: %v\n", err)
 		return 2
 	}
+	routeKlog(log)
 	if len(os.Args) > 1 && os.Args[1] == "-check-config" {
 		if err := checkConfig(cfg, opts); err != nil {
 			fmt.Fprintf(os.Stderr, "kitefn: configuration: %v\n", err)

@@ -1,16 +1,19 @@
-package kube
+package clusterhttp
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/kitefn/kitefn/shared/httpapi"
 )
 
 func TestSelectMiddleware(t *testing.T) {
-	c, reg, sealer, _ := setup(t)
-	mustCreate(t, reg, sealer, "east", kube.AdminKubeconfig())
+	c, _ := setup(t)
 	h := Select(c, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cl, ok := ClientFrom(r.Context())
 		if !ok {
@@ -52,5 +55,20 @@ func TestSelectMiddleware(t *testing.T) {
 				t.Fatalf("error body is not JSON: %s", rec.Body)
 			}
 		})
+	}
+}
+
+func TestLookup(t *testing.T) {
+	_, st := setup(t)
+	for _, ref := range []string{"east", "1"} {
+		rec, err := Lookup(context.Background(), st, ref)
+		if err != nil || rec.Name != "east" {
+			t.Fatalf("Lookup(%q): %v %v", ref, rec, err)
+		}
+	}
+	_, err := Lookup(context.Background(), st, "west")
+	var apiErr *httpapi.Error
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound || apiErr.Message != `cluster "west" not found` {
+		t.Fatalf("unknown: %v", err)
 	}
 }

@@ -1,4 +1,6 @@
-package kube
+// Package clusterhttp is the HTTP side of picking a cluster: reading which cluster a request names, putting
+// its client in the request context, and passing the cluster's warnings on to the caller as Warning headers.
+package clusterhttp
 
 import (
 	"context"
@@ -8,24 +10,31 @@ import (
 	"strings"
 
 	"github.com/kitefn/kitefn/shared/httpapi"
+	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/store"
 )
 
-// Clients is what the selection middleware needs: a client by cluster name or ID.
+// Clients is what Select needs: a client by cluster name or ID.
 type Clients interface {
-	Client(ctx context.Context, ref string) (*Client, error)
+	Client(ctx context.Context, ref string) (*kube.Client, error)
+}
+
+// Registry is what Lookup reads.
+type Registry interface {
+	Get(ctx context.Context, id uint64) (*store.Cluster, error)
+	GetByName(ctx context.Context, name string) (*store.Cluster, error)
 }
 
 type clientKey struct{}
 
-// ClientFrom returns the client the Select middleware chose for this request.
-func ClientFrom(ctx context.Context) (*Client, bool) {
-	c, ok := ctx.Value(clientKey{}).(*Client)
+// ClientFrom returns the client Select chose for this request.
+func ClientFrom(ctx context.Context) (*kube.Client, bool) {
+	c, ok := ctx.Value(clientKey{}).(*kube.Client)
 	return c, ok
 }
 
 // WithClient puts a client in ctx (for code paths that pick the cluster themselves).
-func WithClient(ctx context.Context, c *Client) context.Context {
+func WithClient(ctx context.Context, c *kube.Client) context.Context {
 	return context.WithValue(ctx, clientKey{}, c)
 }
 
@@ -42,10 +51,10 @@ func ClusterRef(r *http.Request) string {
 	return strings.TrimSpace(q.Get("x-cluster-name"))
 }
 
-// Select resolves the request's cluster and puts its client in the context; 400 when none is named, 404
-// naming it when unknown.
+// Select resolves the request's cluster and puts its client in the context, with a warnings collector whose
+// warnings become Warning headers (see Warnings); 400 when none is named, 404 naming it when unknown.
 func Select(clients Clients, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return Warnings(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ref := ClusterRef(r)
 		if ref == "" {
 			httpapi.WriteError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
@@ -54,17 +63,15 @@ func Select(clients Clients, next http.Handler) http.Handler {
 		}
 		c, err := clients.Client(r.Context(), ref)
 		if err != nil {
-			var nf *NotFoundError
+			var nf *kube.NotFoundError
 			if errors.As(err, &nf) {
-				httpapi.WriteError(w, r, httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound,
-					"cluster %q not found", ref))
-				return
+				err = httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound, "cluster %q not found", ref)
 			}
 			httpapi.WriteError(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(WithClient(r.Context(), c)))
-	})
+	}))
 }
 
 // Lookup finds a registered cluster by ID (all digits; names never are) or by name; an unknown one is a 404
