@@ -24,11 +24,6 @@ const (
 	SourceDiscovery = "/kitefn/discovery"
 )
 
-// ClusterTypes lists the cluster lifecycle event types.
-func ClusterTypes() []string {
-	return []string{TypeClusterCreated, TypeClusterUpdated, TypeClusterDeleted}
-}
-
 // ClusterData is the data of every cluster event: the public cluster (never its kubeconfig) and, for updates,
 // which fields changed so receivers can ignore what they don't care about.
 type ClusterData struct {

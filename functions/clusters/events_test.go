@@ -107,8 +107,10 @@ type consumer struct {
 	got []cloudevents.Event
 }
 
-func (c *consumer) ConsumesEvents() []string { return events.ClusterTypes() }
-func (c *consumer) Routes() []string         { return []string{"/test/consumer"} }
+func (c *consumer) ConsumesEvents() []string {
+	return []string{events.TypeClusterCreated, events.TypeClusterUpdated, events.TypeClusterDeleted}
+}
+func (c *consumer) Routes() []string { return []string{"/test/consumer"} }
 func (c *consumer) Handle(w http.ResponseWriter, r *http.Request) {
 	if !runtime.IsCloudEvent(r) {
 		httpapi.WriteError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest, "not an event"))

@@ -133,7 +133,7 @@ func newEnv(t *testing.T, opts ...Option) *env {
 		t.Fatal(err)
 	}
 	clock := &fakeClock{now: time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)}
-	opts = append([]Option{WithClock(clock.Now)}, opts...)
+	opts = append([]Option{withClock(clock.Now)}, opts...)
 	return &env{t: t, admin: admin, dyn: dyn, md: md, clock: clock, crdGets: gets,
 		resolver: NewResolver(dyn, 10*time.Second, opts...)}
 }
@@ -237,3 +237,6 @@ func (e *env) namespace(name string) string {
 	})
 	return name
 }
+
+// withClock replaces time.Now.
+func withClock(now func() time.Time) Option { return func(r *Resolver) { r.now = now } }

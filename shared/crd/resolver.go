@@ -163,9 +163,6 @@ func WithStatusTTL(d time.Duration) Option {
 	}
 }
 
-// WithClock replaces time.Now, for tests.
-func WithClock(now func() time.Time) Option { return func(r *Resolver) { r.now = now } }
-
 // NewResolver makes a Resolver over a cluster's dynamic client. ttl bounds how stale a cached answer may be —
 // how long a newly installed CRD may still be reported missing, or a deleted one found (default DefaultTTL).
 func NewResolver(dyn dynamic.Interface, ttl time.Duration, opts ...Option) *Resolver {

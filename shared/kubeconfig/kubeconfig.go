@@ -159,20 +159,6 @@ func checkServer(cluster, server string) error {
 	return nil
 }
 
-// Contexts returns every context of cfg as a standalone kubeconfig, sorted by name.
-func Contexts(cfg *clientcmdapi.Config) ([]Context, error) {
-	names := slices.Sorted(maps.Keys(cfg.Contexts))
-	out := make([]Context, 0, len(names))
-	for _, name := range names {
-		c, err := Extract(cfg, name)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
-}
-
 // Extract cuts context name out of cfg. An empty name means the current context.
 func Extract(cfg *clientcmdapi.Config, name string) (Context, error) {
 	if name == "" {

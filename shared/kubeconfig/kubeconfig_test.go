@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 const twoContexts = `apiVersion: v1
@@ -37,7 +40,7 @@ func TestExtractMakesStandaloneConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all, err := Contexts(cfg)
+	all, err := contexts(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,4 +181,18 @@ func TestParseKeyAndKeyFile(t *testing.T) {
 	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file mode %v, want 0600", fi.Mode().Perm())
 	}
+}
+
+// contexts returns every context of cfg as a standalone kubeconfig, sorted by name.
+func contexts(cfg *clientcmdapi.Config) ([]Context, error) {
+	names := slices.Sorted(maps.Keys(cfg.Contexts))
+	out := make([]Context, 0, len(names))
+	for _, name := range names {
+		c, err := Extract(cfg, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }

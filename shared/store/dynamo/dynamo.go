@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/url"
 	"slices"
 	"strconv"
@@ -27,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kitefn/kitefn/shared/store"
 )
@@ -316,6 +316,7 @@ func (s *Store) Create(ctx context.Context, c *store.Cluster) (*store.Cluster, e
 	defer s.writes.Unlock()
 
 	rec := store.NewRecord(c)
+	retries := contention()
 	for attempt := 0; ; attempt++ {
 		last, err := s.lastID(ctx)
 		if err != nil {
@@ -361,7 +362,7 @@ func (s *Store) Create(ctx context.Context, c *store.Cluster) (*store.Cluster, e
 		default:
 			return nil, s.wrap(op, err)
 		}
-		if err := backoff(ctx, attempt); err != nil {
+		if err := backoff(ctx, retries); err != nil {
 			return nil, s.wrap(op, fmt.Errorf("gave up after %d attempts: %w", attempt+1, err))
 		}
 	}
@@ -489,6 +490,7 @@ func (s *Store) Update(ctx context.Context, c *store.Cluster) (*store.Cluster, e
 	}
 	defer s.writes.Unlock()
 
+	retries := contention()
 	for attempt := 0; ; attempt++ {
 		old, err := s.get(ctx, c.ID)
 		if err != nil {
@@ -532,7 +534,7 @@ func (s *Store) Update(ctx context.Context, c *store.Cluster) (*store.Cluster, e
 		default:
 			return nil, s.wrap(op, err)
 		}
-		if err := backoff(ctx, attempt); err != nil {
+		if err := backoff(ctx, retries); err != nil {
 			return nil, s.wrap(op, fmt.Errorf("gave up after %d attempts: %w", attempt+1, err))
 		}
 	}
@@ -547,6 +549,7 @@ func (s *Store) Delete(ctx context.Context, id uint64) error {
 	}
 	defer s.writes.Unlock()
 
+	retries := contention()
 	for attempt := 0; ; attempt++ {
 		old, err := s.get(ctx, id)
 		if err != nil {
@@ -578,7 +581,7 @@ func (s *Store) Delete(ctx context.Context, id uint64) error {
 		default:
 			return s.wrap(op, err)
 		}
-		if err := backoff(ctx, attempt); err != nil {
+		if err := backoff(ctx, retries); err != nil {
 			return s.wrap(op, fmt.Errorf("gave up after %d attempts: %w", attempt+1, err))
 		}
 	}
@@ -608,17 +611,24 @@ func conflicted(reasons []string) bool {
 	return false
 }
 
-// backoff sleeps before retry number attempt+1: exponential from 5 ms, capped at 200 ms, with full jitter so
-// racing replicas spread out. It fails once maxAttempts are used or ctx ends.
-func backoff(ctx context.Context, attempt int) error {
-	if attempt+1 >= maxAttempts {
+// contention is the retry schedule of one write while replicas race for the same items: exponential from 5 ms,
+// capped at 200 ms, with jitter so racing replicas spread out, for maxAttempts in all.
+func contention() *wait.Backoff {
+	return &wait.Backoff{Duration: 5 * time.Millisecond, Factor: 2, Jitter: 1, Cap: 200 * time.Millisecond,
+		Steps: maxAttempts - 1}
+}
+
+// backoff waits the next step of b before another attempt; it fails once the steps are used or ctx ends.
+func backoff(ctx context.Context, b *wait.Backoff) error {
+	if b.Steps < 1 {
 		return errors.New("too much contention")
 	}
-	ceiling := min(5*time.Millisecond<<min(attempt, 6), 200*time.Millisecond)
+	t := time.NewTimer(b.Step())
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-time.After(rand.N(ceiling) + time.Millisecond):
+	case <-t.C:
 		return nil
 	}
 }
