@@ -6,6 +6,7 @@ import (
 	"github.com/kitefn/kitefn/functions/clusters"
 	"github.com/kitefn/kitefn/functions/discovery"
 	"github.com/kitefn/kitefn/functions/resources"
+	"github.com/kitefn/kitefn/functions/search"
 	"github.com/kitefn/kitefn/shared/platform"
 	"github.com/kitefn/kitefn/shared/runtime"
 )
@@ -26,6 +27,9 @@ func All() []Spec {
 		}},
 		{Name: "resources", Check: resources.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
 			return resources.New(resources.Deps{Clients: p.Clients, Registry: p.Store})
+		}},
+		{Name: "search", Check: search.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
+			return search.New(search.Deps{Clients: p.Clients, Registry: p.Store})
 		}},
 	}
 }
