@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -15,11 +16,15 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/kitefn/kitefn/functions/search"
 	"github.com/kitefn/kitefn/tests/apitest"
 	"github.com/kitefn/kitefn/tests/harness"
 )
@@ -87,12 +92,15 @@ func (e *env) pod(t *testing.T, ns, name string, labels map[string]string) {
 type answer struct {
 	Items []struct {
 		Cluster, Resource, Kind, APIVersion, Namespace, Name, UID, CreatedAt, Match string
-		Labels                                                                     map[string]string
-		Score                                                                      int
+		Labels                                                                      map[string]string
+		Score                                                                       int
 	}
-	Total    int
-	Partial  bool
-	Errors   []struct{ Cluster, Resource, Code, Message string; Status int }
+	Total   int
+	Partial bool
+	Errors  []struct {
+		Cluster, Resource, Code, Message string
+		Status                           int
+	}
 	Clusters []struct {
 		Name, Status, Source string
 		Objects              int
@@ -420,3 +428,257 @@ func TestSearchForbiddenKinds(t *testing.T) {
 	}
 }
 
+// status reads GET /api/v1/search/status: cluster name → its watch state, objects and per-kind watch states.
+type indexStatus struct {
+	Bytes, BudgetBytes int64
+	Evictions          int64
+	Clusters           []struct {
+		Name    string
+		Indexed bool
+		Objects int
+		Bytes   int64
+		Watch   string
+		Kinds   []struct {
+			Resource, Watch string
+			Objects         int
+			Synced          bool
+		}
+	}
+}
+
+func (e *env) status(t *testing.T) indexStatus {
+	t.Helper()
+	r := e.api.Do(http.MethodGet, "/api/v1/search/status", nil).Expect(t, 200, "")
+	var st indexStatus
+	if err := json.Unmarshal(r.Body, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func (st indexStatus) names() []string {
+	var out []string
+	for _, c := range st.Clusters {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func TestSearchStatus(t *testing.T) {
+	e := setup(t, nil)
+	e.namespace(t, "status")
+	e.configMap(t, "status", "counted", nil, nil)
+	e.search(t, q("counted", "namespace=status"))
+	st := e.status(t)
+	if len(st.Clusters) != 1 || st.Clusters[0].Name != "test" || !st.Clusters[0].Indexed ||
+		st.Clusters[0].Watch != "watching" || st.Clusters[0].Objects == 0 || st.Bytes <= 0 ||
+		st.BudgetBytes != 256<<20 {
+		t.Fatalf("status %+v", st)
+	}
+	// Honest bytes: well under the 1 KB per object goal for small objects, and more than nothing.
+	if per := st.Clusters[0].Bytes / int64(st.Clusters[0].Objects); per < 100 || per > 1024 {
+		t.Fatalf("%d bytes per object", per)
+	}
+	kinds := map[string]bool{}
+	for _, k := range st.Clusters[0].Kinds {
+		kinds[k.Resource] = k.Synced && k.Watch == "watching"
+	}
+	for _, res := range []string{"pods", "configmaps", "secrets", "namespaces", "nodes", "horizontalpodautoscalers.autoscaling",
+		"customresourcedefinitions.apiextensions.k8s.io"} {
+		if !kinds[res] {
+			t.Errorf("%s not watching: %+v", res, st.Clusters[0].Kinds)
+		}
+	}
+}
+
+func TestSearchBudgetEvictsLeastRecentlySearched(t *testing.T) {
+	e := setup(t, map[string]string{"KITEFN_SEARCH_INDEX_BUDGET": "1"})
+	e.api.AddCluster("other", kube.AdminKubeconfig())
+	e.namespace(t, "budget")
+	e.configMap(t, "budget", "small", nil, nil)
+	params := q("small", "namespace=budget", "types=cm")
+	a, _ := e.search(t, params)
+	if len(a.Items) != 1 || a.Clusters[0].Source != "list" {
+		t.Fatalf("test: %+v", a)
+	}
+	if st := e.status(t); !slices.Equal(st.names(), []string{"test"}) {
+		t.Fatalf("the only cluster is kept whatever it costs: %v", st.names())
+	}
+	a, _ = e.search(t, params+"&clusters=other")
+	if len(a.Items) != 1 || a.Clusters[0].Name != "other" {
+		t.Fatalf("other: %+v", a)
+	}
+	st := e.status(t)
+	if !slices.Equal(st.names(), []string{"other"}) || st.Evictions < 1 {
+		t.Fatalf("after searching other: %v, %d evictions", st.names(), st.Evictions)
+	}
+	// test's watches stopped with its index: searching it again lists anew.
+	a, _ = e.search(t, params)
+	if len(a.Items) != 1 || a.Clusters[0].Source != "list" {
+		t.Fatalf("test again: %+v", a.Clusters)
+	}
+	if st := e.status(t); !slices.Equal(st.names(), []string{"test"}) {
+		t.Fatalf("after searching test again: %v", st.names())
+	}
+}
+
+func TestSearchNewKubeconfigRebuildsIndex(t *testing.T) {
+	e := setup(t, nil)
+	e.namespace(t, "rekey")
+	_, err := e.cs.CoreV1().Secrets("rekey").Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "rekey-secret"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := q("rekey-secret", "namespace=rekey", "types=secrets")
+	a, _ := e.search(t, params)
+	if len(a.Items) != 1 {
+		t.Fatalf("admin: %+v", a)
+	}
+	if a, _ = e.search(t, params); a.Clusters[0].Source != "index" {
+		t.Fatalf("second: %+v", a.Clusters)
+	}
+	// A new kubeconfig (another user, who may not list secrets): the index is dropped and rebuilt with it.
+	p := e.api.Platform
+	rec, err := p.Store.GetByName(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Kubeconfig, err = p.Sealer.Seal(kube.Kubeconfig(harness.ViewerUser)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Store.Update(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	p.Clients.Invalidate(rec.ID)
+	a, _ = e.search(t, params)
+	if len(a.Items) != 0 || len(a.Errors) != 1 || a.Errors[0].Status != 403 || a.Clusters[0].Source != "list" {
+		t.Fatalf("after the new kubeconfig: %+v %+v %+v", a.Items, a.Errors, a.Clusters)
+	}
+}
+
+func TestSearchResultCacheIsPerCaller(t *testing.T) {
+	e := setup(t, map[string]string{"KITEFN_SEARCH_CACHE_TTL": "1m"})
+	// The runtime accepts one test token; the function itself is called directly to be two callers.
+	fn := search.New(search.Deps{Clients: e.api.Platform.Clients, Registry: e.api.Platform.Store})
+	if err := fn.Start(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := fn.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	as := func(token string) (answer, http.Header) {
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/search?"+q("cached", "namespace=cache", "types=cm"), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-Cluster-Name", "test")
+		rec := httptest.NewRecorder()
+		fn.Handle(rec, req)
+		var a answer
+		if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &a) != nil {
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+		return a, rec.Header()
+	}
+	e.namespace(t, "cache")
+	e.configMap(t, "cache", "cached-one", nil, nil)
+	if a, h := as("alice-token"); len(a.Items) != 1 || h.Get("X-Search-Cache") != "" {
+		t.Fatalf("alice first: %v %v", a.names(), h)
+	}
+	e.configMap(t, "cache", "cached-two", nil, nil)
+	// bob is not served alice's answer: his comes from the index, which sees the new object within seconds.
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		a, h := as("bob-token")
+		if h.Get("X-Search-Cache") == "hit" && len(a.Items) == 1 {
+			t.Fatal("bob got alice's cached answer")
+		}
+		return len(a.Items) == 2, nil
+	})
+	if err != nil {
+		t.Fatal("bob never saw cached-two")
+	}
+	// alice, within the TTL, gets her cached answer.
+	if a, h := as("alice-token"); len(a.Items) != 1 || h.Get("X-Search-Cache") != "hit" ||
+		!strings.HasPrefix(h.Get("Server-Timing"), "search;dur=") {
+		t.Fatalf("alice again: %v %v", a.names(), h)
+	}
+}
+
+func TestSearchDeletedClusterIndexGoes(t *testing.T) {
+	e := setup(t, nil)
+	rec := e.api.AddCluster("doomed", kube.AdminKubeconfig())
+	a, _ := e.search(t, q("default", "types=ns", "clusters=doomed"))
+	if len(a.Items) != 1 {
+		t.Fatalf("before: %+v", a)
+	}
+	if st := e.status(t); !slices.Contains(st.names(), "doomed") {
+		t.Fatalf("status: %v", st.names())
+	}
+	if err := e.api.Platform.Store.Delete(context.Background(), rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.api.Platform.Clients.Invalidate(rec.ID)
+	e.api.Do(http.MethodGet, "/api/v1/search?"+q("default", "types=ns"), nil, "X-Cluster-Name", "doomed").
+		Expect(t, 404, "not_found")
+	if st := e.status(t); slices.Contains(st.names(), "doomed") {
+		t.Fatalf("the deleted cluster's index stayed: %v", st.names())
+	}
+	// clusters=_all drops indexes of clusters no longer registered.
+	rec = e.api.AddCluster("doomed-too", kube.AdminKubeconfig())
+	e.search(t, q("default", "types=ns", "clusters=doomed-too"))
+	if err := e.api.Platform.Store.Delete(context.Background(), rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	a, _ = e.search(t, q("default", "types=ns", "clusters=_all"))
+	if len(a.Clusters) != 1 || a.Clusters[0].Name != "test" {
+		t.Fatalf("_all: %+v", a.Clusters)
+	}
+	if st := e.status(t); !slices.Equal(st.names(), []string{"test"}) {
+		t.Fatalf("after _all: %v", st.names())
+	}
+}
+
+// TestSearchFamilyKinds: a CRD family's kinds are searched by default once the CRD is installed.
+func TestSearchFamilyKinds(t *testing.T) {
+	e := setup(t, nil)
+	dyn := dynamic.NewForConfigOrDie(kube.RESTConfig())
+	crdObj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": "clonesets.apps.kruise.io"},
+		"spec": map[string]any{
+			"group": "apps.kruise.io", "scope": "Namespaced",
+			"names": map[string]any{"plural": "clonesets", "singular": "cloneset", "kind": "CloneSet", "shortNames": []any{"clone"}},
+			"versions": []any{map[string]any{"name": "v1alpha1", "served": true, "storage": true,
+				"schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object",
+					"x-kubernetes-preserve-unknown-fields": true}}}},
+		},
+	}}
+	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	if _, err := dyn.Resource(crdGVR).Create(t.Context(), crdObj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	e.namespace(t, "family")
+	e.configMap(t, "family", "cloned-config", nil, nil)
+	cloneGVR := schema.GroupVersionResource{Group: "apps.kruise.io", Version: "v1alpha1", Resource: "clonesets"}
+	clone := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
+		"metadata": map[string]any{"name": "cloned", "namespace": "family", "labels": map[string]any{"app": "cloned"}}}}
+	err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := dyn.Resource(cloneGVR).Namespace("family").Create(ctx, clone, metav1.CreateOptions{})
+		return err == nil || apierrors.IsAlreadyExists(err), nil
+	})
+	if err != nil {
+		t.Fatal("the CloneSet CRD was never served")
+	}
+	e.poll(t, q("cloned", "namespace=family"), "the CloneSet by default", func(a answer) bool {
+		return slices.Equal(a.names(), []string{"CloneSet:family/cloned", "ConfigMap:family/cloned-config"}) &&
+			a.Items[0].Resource == "clonesets.apps.kruise.io" && a.Items[0].APIVersion == "apps.kruise.io/v1alpha1"
+	})
+	for _, params := range []string{q("clone cloned", "namespace=family"), q("cloned", "namespace=family", "types=clonesets.apps.kruise.io")} {
+		if a, _ := e.search(t, params); !slices.Equal(a.names(), []string{"CloneSet:family/cloned"}) {
+			t.Fatalf("%s: %v %+v", params, a.names(), a.Errors)
+		}
+	}
+}
