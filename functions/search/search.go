@@ -256,11 +256,11 @@ func (f *Function) clusterRefs(r *http.Request) ([]string, bool, error) {
 }
 
 // searchCluster searches one cluster within its own deadline; whatever fails is reported, never returned.
-func (f *Function) searchCluster(ctx context.Context, ref string, req *request) clusterResult {
+func (f *Function) searchCluster(ctx context.Context, ref string, req *request) (out clusterResult) {
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.ClusterTimeout)
 	defer cancel()
-	out := clusterResult{report: clusterReport{Name: ref, Status: "error", Source: "index"}}
+	out = clusterResult{report: clusterReport{Name: ref, Status: "error", Source: "index"}}
 	defer func() { out.report.ElapsedMs = ms(time.Since(began)) }()
 	fail := func(resource string, err error) {
 		e := httpapi.AsError(err)
@@ -287,9 +287,10 @@ func (f *Function) searchCluster(ctx context.Context, ref string, req *request) 
 
 	top := index.NewTop(req.limit)
 	failed := 0
-	for _, k := range kinds {
+	for _, use := range kinds {
+		k := use.kind
 		waited, err := k.Wait(ctx)
-		if waited {
+		if waited || !use.wasSynced {
 			out.report.Source = "list"
 		}
 		if err != nil {
@@ -328,16 +329,25 @@ type kindError struct {
 	err      error
 }
 
+// kindUse is a kind to search and whether it was already fresh when the search took it: a kind that was not
+// is answered from a list made for this search ("source": "list"), even if the list landed before the wait.
+type kindUse struct {
+	kind      *index.Kind
+	wasSynced bool
+}
+
+func use(k *index.Kind) kindUse { return kindUse{kind: k, wasSynced: k.Synced()} }
+
 // kindsFor starts (on first use) and returns the kinds to search in one cluster: those asked for, or the
 // default ones plus every kind of the CRD families the cluster has.
-func (f *Function) kindsFor(ctx context.Context, c *kube.Client, cl *index.Cluster, req *request) ([]*index.Kind, []kindError) {
-	var kinds []*index.Kind
+func (f *Function) kindsFor(ctx context.Context, c *kube.Client, cl *index.Cluster, req *request) ([]kindUse, []kindError) {
+	var kinds []kindUse
 	var errs []kindError
 	st := f.state(c)
 	if req.kinds != nil {
 		for _, ref := range req.kinds {
 			if ref.builtin != nil {
-				kinds = append(kinds, cl.Kind(*ref.builtin))
+				kinds = append(kinds, use(cl.Kind(*ref.builtin)))
 				continue
 			}
 			res, err := st.resolveCRD(ctx, c.Name, ref.crd, "")
@@ -345,14 +355,14 @@ func (f *Function) kindsFor(ctx context.Context, c *kube.Client, cl *index.Clust
 				errs = append(errs, kindError{ref.crd, err})
 				continue
 			}
-			kinds = append(kinds, cl.Kind(res))
+			kinds = append(kinds, use(cl.Kind(res)))
 		}
 		return kinds, errs
 	}
 	crds := cl.Kind(crdsResource)
 	for _, b := range builtins {
 		if b.byDefault {
-			kinds = append(kinds, cl.Kind(b.res))
+			kinds = append(kinds, use(cl.Kind(b.res)))
 		}
 	}
 	// Which families are installed: the CRDs' names, from the index. Credentials that may not read CRDs
@@ -372,7 +382,7 @@ func (f *Function) kindsFor(ctx context.Context, c *kube.Client, cl *index.Clust
 				errs = append(errs, kindError{k.CRD(), err})
 				continue
 			}
-			kinds = append(kinds, cl.Kind(res))
+			kinds = append(kinds, use(cl.Kind(res)))
 		}
 	}
 	return kinds, errs

@@ -146,6 +146,13 @@ func (k *Kind) Status() KindStatus {
 	return s
 }
 
+// Synced says the kind is listed and watched: answers from it are fresh.
+func (k *Kind) Synced() bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.synced
+}
+
 // Objects is how many objects the kind holds.
 func (k *Kind) Objects() int {
 	k.mu.RLock()
