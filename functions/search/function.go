@@ -6,14 +6,20 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/kelseyhightower/envconfig"
 	"go.uber.org/zap"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"knative.dev/pkg/logging"
 
+	"github.com/kitefn/kitefn/functions/search/index"
 	"github.com/kitefn/kitefn/shared/clusterhttp"
+	"github.com/kitefn/kitefn/shared/crd"
 	"github.com/kitefn/kitefn/shared/httpapi"
+	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/runtime"
 	"github.com/kitefn/kitefn/shared/store"
 )
@@ -22,6 +28,18 @@ import (
 type Config struct {
 	// ClusterTimeout bounds the search of one cluster, so a slow or unreachable one cannot hold up the others.
 	ClusterTimeout time.Duration `envconfig:"SEARCH_CLUSTER_TIMEOUT" default:"10s"`
+	// IndexBudget bounds the index's memory per instance (a Kubernetes quantity: 256Mi, 1Gi, 100000000); the
+	// least recently searched clusters are evicted beyond it. 256Mi leaves room under the service's 1Gi limit
+	// for lists being decoded and answers being written.
+	IndexBudget string `envconfig:"SEARCH_INDEX_BUDGET" default:"256Mi"`
+	// CacheTTL is how long a complete (not partial) answer is reused for the same caller and query; 0 turns the
+	// result cache off.
+	CacheTTL time.Duration `envconfig:"SEARCH_CACHE_TTL" default:"2s"`
+	// Revalidate is how often indexed clusters are checked against the registry, so a deleted cluster's or an
+	// old connection's watches stop even if nobody searches it again.
+	Revalidate time.Duration `envconfig:"SEARCH_REVALIDATE" default:"30s"`
+
+	budget int64
 }
 
 // Registry lists the registered clusters (clusters=_all) and reads one.
@@ -44,7 +62,16 @@ type Function struct {
 	mux      *httpapi.Mux
 	log      *zap.SugaredLogger
 	now      func() time.Time
+
+	index    *index.Manager
+	results  *expirable.LRU[string, []byte] // nil when KITEFN_SEARCH_CACHE_TTL is 0
+	families []crd.Family
+	stop     context.CancelFunc
+	stopped  chan struct{}
 }
+
+// resultCacheSize bounds the answers kept (each at most ~500 items).
+const resultCacheSize = 1024
 
 var (
 	_ runtime.Starter = (*Function)(nil)
@@ -70,6 +97,18 @@ func LoadConfig() (Config, error) {
 	if cfg.ClusterTimeout <= 0 {
 		return cfg, fmt.Errorf("KITEFN_SEARCH_CLUSTER_TIMEOUT must be positive, got %s", cfg.ClusterTimeout)
 	}
+	q, err := resource.ParseQuantity(cfg.IndexBudget)
+	if err != nil || q.Sign() <= 0 {
+		return cfg, fmt.Errorf("KITEFN_SEARCH_INDEX_BUDGET must be a positive size (256Mi, 1Gi, bytes), got %q",
+			cfg.IndexBudget)
+	}
+	cfg.budget = q.Value()
+	if cfg.CacheTTL < 0 {
+		return cfg, fmt.Errorf("KITEFN_SEARCH_CACHE_TTL must not be negative, got %s", cfg.CacheTTL)
+	}
+	if cfg.Revalidate <= 0 {
+		return cfg, fmt.Errorf("KITEFN_SEARCH_REVALIDATE must be positive, got %s", cfg.Revalidate)
+	}
 	return cfg, nil
 }
 
@@ -87,11 +126,43 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	}
 	f.cfg = cfg
 	f.log = logging.FromContext(ctx).With("function", "search")
+	f.families = crd.Families()
+	f.index = index.NewManager(index.Options{Budget: cfg.budget, Log: f.log})
+	if cfg.CacheTTL > 0 {
+		f.results = expirable.NewLRU[string, []byte](resultCacheSize, nil, cfg.CacheTTL)
+	}
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	f.stop, f.stopped = stop, make(chan struct{})
+	go f.revalidate(rctx)
 	return nil
 }
 
+// revalidate drops, every Revalidate, the indexes of clusters deleted or given a new kubeconfig meanwhile.
+func (f *Function) revalidate(ctx context.Context) {
+	defer close(f.stopped)
+	t := time.NewTicker(f.cfg.Revalidate)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f.index.Revalidate(ctx, func(ctx context.Context, id uint64) (*kube.Client, error) {
+				return f.clients.Client(ctx, strconv.FormatUint(id, 10))
+			})
+		}
+	}
+}
+
 // Stop ends the index's watches.
-func (f *Function) Stop(ctx context.Context) error { return nil }
+func (f *Function) Stop(ctx context.Context) error {
+	if f.index == nil {
+		return nil
+	}
+	f.stop()
+	<-f.stopped
+	return f.index.Stop(ctx)
+}
 
 // Routes are the paths this function serves in one-process mode.
 func (f *Function) Routes() []string { return f.mux.Paths() }
