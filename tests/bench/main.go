@@ -303,49 +303,79 @@ func buildBinaries(tmp string) (map[string]string, error) {
 	}
 	out := map[string]string{}
 	for _, b := range builds {
-		path := filepath.Join(tmp, "bin-"+b.name)
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags="+b.tags, "-o", path, b.pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build %s: %v\n%s", b.name, err, msg)
+		path, err := goBuild(tmp, b.name, b.pkg, b.tags)
+		if err != nil {
+			return nil, err
 		}
 		out[b.name] = path
 	}
 	return out, nil
 }
 
+// goBuild builds pkg as `make build` does, into tmp/bin-name.
+func goBuild(tmp, name, pkg, tags string) (string, error) {
+	path := filepath.Join(tmp, "bin-"+name)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags="+tags, "-o", path, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", name, err, msg)
+	}
+	return path, nil
+}
+
 // coldStart is exec → first 200 from /health/readiness.
 func coldStart(bin string, env []string) (time.Duration, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	proc, err := startReady(bin, env)
 	if err != nil {
 		return 0, err
+	}
+	proc.kill()
+	return proc.ready, nil
+}
+
+// process is a kitefn (or baseline) binary serving on addr.
+type process struct {
+	cmd   *exec.Cmd
+	addr  string
+	ready time.Duration // exec → first 200 from /health/readiness
+	out   *bytes.Buffer
+}
+
+// startReady runs bin on a free port and returns once /health/readiness answers 200.
+func startReady(bin string, env []string) (*process, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(bin)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "LISTEN_ADDRESS=" + addr}, env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	p := &process{cmd: cmd, addr: addr, out: &bytes.Buffer{}}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
 	client := &http.Client{Timeout: time.Second}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}()
 	for time.Since(start) < 10*time.Second {
 		res, err := client.Get("http://" + addr + "/health/readiness")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return time.Since(start), nil
+				p.ready = time.Since(start)
+				return p, nil
 			}
 		}
 		time.Sleep(500 * time.Microsecond)
 	}
-	return 0, fmt.Errorf("not ready within 10 s:\n%s", out.String())
+	p.kill()
+	return nil, fmt.Errorf("not ready within 10 s:\n%s", p.out.String())
+}
+
+func (p *process) kill() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
 }
 
 func median(d []time.Duration) time.Duration {

@@ -217,46 +217,47 @@ func (f *failures) err() error {
 // the PATH, and ten clusters' floor (last). objects is what the floor listed.
 func searchBaselines(ctx context.Context, tmp, kc string, rc *rest.Config, runs int) ([]searchRow, int64, error) {
 	fmt.Println("baselines: the bare client-go floor, the seed's design, kubectl…")
-	bin := filepath.Join(tmp, "bin-floor")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./tests/bench/floor")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return nil, 0, fmt.Errorf("go build floor: %v\n%s", err, msg)
-	}
-	floor := func(clusters int, fresh bool) (samples, *floorResult, error) {
-		s, res, err := runFloor(ctx, bin, kc, coldTerm, runs, clusters, fresh)
-		return samples{d: s}, res, err
-	}
-	fresh, res, err := floor(1, true)
+	bin, err := goBuild(tmp, "floor", "./tests/bench/floor", "")
 	if err != nil {
 		return nil, 0, err
+	}
+	// A new process per run, as each cold kitefn instance is one: the first lists pay for the connection
+	// and for what client-go initialises on first use.
+	var fresh samples
+	var res *floorResult
+	for i := 0; i < runs; i++ {
+		s, r, err := runFloor(ctx, bin, kc, coldTerm, 1, 1, true)
+		if err != nil {
+			return nil, 0, err
+		}
+		fresh.d, res = append(fresh.d, s...), r
 	}
 	if res.Matches == 0 {
 		return nil, 0, fmt.Errorf("the floor found no name holding %q among %d objects", coldTerm, res.Objects)
 	}
-	warm, _, err := floor(1, false)
+	warm, _, err := runFloor(ctx, bin, kc, coldTerm, runs, 1, false)
 	if err != nil {
 		return nil, 0, err
 	}
-	ten, _, err := floor(searchClusters, false)
+	ten, _, err := runFloor(ctx, bin, kc, coldTerm, runs, searchClusters, false)
 	if err != nil {
 		return nil, 0, err
 	}
 	rows := []searchRow{
-		{name: "floor: bare client-go, 4 concurrent metadata protobuf LISTs, new connection", res: fresh},
-		{name: "floor: same, warm connection", res: warm},
+		{name: "floor: bare client-go, 4 concurrent metadata protobuf LISTs, new process", res: fresh},
+		{name: "floor: same, warm connection", res: samples{d: warm}},
 	}
 	seedRes, err := measureSeedDesign(ctx, rc, runs, res)
 	if err != nil {
 		return nil, 0, err
 	}
-	rows = append(rows, searchRow{name: "seed's design: 4 concurrent full dynamic LISTs + filter", res: seedRes, vs: &fresh})
+	rows = append(rows, searchRow{name: "seed's design: 4 concurrent full dynamic LISTs + filter, warm connection", res: seedRes, vs: &fresh})
 	if path, err := exec.LookPath("kubectl"); err == nil {
 		rows = append(rows, searchRow{name: "kubectl get pods,deploy,svc,cm -A -o name | grep", res: measureKubectl(ctx, path, kc, runs), vs: &fresh})
 	} else {
 		fmt.Println("kubectl is not on the PATH: its row is left out")
 	}
-	rows = append(rows, searchRow{name: fmt.Sprintf("floor: %d clusters, %d concurrent LISTs, warm connections", searchClusters, 4*searchClusters), res: ten})
+	rows = append(rows, searchRow{name: fmt.Sprintf("floor: %d clusters, %d concurrent LISTs, warm connections", searchClusters, 4*searchClusters), res: samples{d: ten}})
 	return rows, res.Objects, nil
 }
 
@@ -308,16 +309,18 @@ type kitefnSearch struct {
 	notes                                                         []string
 }
 
-// benchSearchKitefn runs the search function in this process through the real runtime: runs cold instances,
-// then one warm instance for the index, ten clusters and relations. Only setting up fails it; a route that
-// answers badly fails its rows.
+// benchSearchKitefn measures kitefn's search through the real runtime: cold instances are kitefn processes
+// (FUNCTION_TARGET=search) started afresh for each first search; the warm instance runs in this process, so
+// that its heap can be read, for the index, ten clusters and relations. Only setting up fails it; a route
+// that answers badly fails its rows.
 func benchSearchKitefn(ctx context.Context, tmp string, kube *harness.Cluster, seed searchSeed, runs int) (*kitefnSearch, error) {
 	seeded := seed.total() + relationObjects
-	for k, v := range map[string]string{"KITEFN_STORE": "bbolt", "KITEFN_BBOLT_PATH": filepath.Join(tmp, "search.db"),
+	env := map[string]string{"KITEFN_STORE": "bbolt", "KITEFN_BBOLT_PATH": filepath.Join(tmp, "search.db"),
 		"KITEFN_DATA_DIR": tmp, "FUNCTION_TARGET": "all", "KITEFN_IMPORT_KUBECONFIG": "false", "K_SINK": "",
-		"KITEFN_ENCRYPTION_KEY": apitest.EncryptionKey, "KITEFN_PROMETHEUS_URLS": "",
+		"KITEFN_ENCRYPTION_KEY": apitest.EncryptionKey, "KITEFN_PROMETHEUS_URLS": "", "KITEFN_LOG_LEVEL": "warn",
 		// Ten clusters of the full seed must fit: an eviction would leave the rows measuring a partial index.
-		"KITEFN_SEARCH_INDEX_BUDGET": "4Gi"} {
+		"KITEFN_SEARCH_INDEX_BUDGET": "4Gi"}
+	for k, v := range env {
 		os.Setenv(k, v)
 	}
 	out := &kitefnSearch{}
@@ -330,30 +333,43 @@ func benchSearchKitefn(ctx context.Context, tmp string, kube *harness.Cluster, s
 			Prometheus: store.Prometheus{Status: store.PrometheusPending}})
 		return err
 	}
+	inst, err := startSearch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = register(inst, searchCluster)
+	inst.close() // the cold processes open the same bbolt file
+	if err != nil {
+		return nil, err
+	}
 
-	fmt.Printf("kitefn: %d first searches, each on a brand-new instance…\n", runs)
+	fmt.Printf("kitefn: %d first searches, each on a new kitefn process…\n", runs)
+	bin, err := goBuild(tmp, "kitefn-search", ".", "")
+	if err != nil {
+		return nil, err
+	}
+	env["FUNCTION_TARGET"], env["KITEFN_API_TOKENS"] = "search", token
+	var procEnv []string
+	for k, v := range env {
+		procEnv = append(procEnv, k+"="+v)
+	}
 	for i := 0; i < runs && out.cold.err == nil; i++ {
-		inst, err := startSearch(ctx)
+		proc, err := startReady(bin, procEnv)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("cold kitefn: %w", err)
 		}
-		if i == 0 {
-			if err := register(inst, searchCluster); err != nil {
-				inst.close()
-				return nil, err
-			}
-		}
-		a, err := inst.search(ctx, url.Values{"q": {coldTerm}, "cluster": {searchCluster}, "types": {searchTypes}})
+		c := newSearchClient("http://" + proc.addr)
+		a, err := c.search(ctx, url.Values{"q": {coldTerm}, "cluster": {searchCluster}, "types": {searchTypes}})
 		if err == nil && a.total() == 0 {
 			err = fmt.Errorf("no item for %q", coldTerm)
 		}
 		out.cold.add(a.http, err)
-		inst.close()
+		proc.kill()
 	}
 
 	fmt.Println("kitefn: building the index of a warm instance…")
 	before := heapInUse()
-	inst, err := startSearch(ctx)
+	inst, err = startSearch(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -449,13 +465,13 @@ func (k *kitefnSearch) fail(err error) {
 	k.memory = append(k.memory, memoryRow{name: "kitefn: index memory", err: err})
 }
 
-// searchInstance is one kitefn process's worth of search function: its own platform (store handle, client
-// cache), runtime and listener, so a new one starts with an empty index.
+// searchInstance is one kitefn process's worth of search function in this process: its own platform (store
+// handle, client cache), runtime and listener, so a new one starts with an empty index.
 type searchInstance struct {
+	*searchClient
 	p   *platform.Platform
 	srv *runtime.Server
 	ts  *httptest.Server
-	hc  *http.Client
 }
 
 func startSearch(ctx context.Context) (*searchInstance, error) {
@@ -482,8 +498,8 @@ func startSearch(ctx context.Context) (*searchInstance, error) {
 		_ = p.Close()
 		return nil, err
 	}
-	return &searchInstance{p: p, srv: srv, ts: httptest.NewServer(srv.Handler()),
-		hc: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}, nil
+	ts := httptest.NewServer(srv.Handler())
+	return &searchInstance{searchClient: newSearchClient(ts.URL), p: p, srv: srv, ts: ts}, nil
 }
 
 func (s *searchInstance) close() {
@@ -496,9 +512,19 @@ func (s *searchInstance) close() {
 	_ = s.p.Close()
 }
 
-// get calls the instance and times the call; a non-200 answer is an error quoting the body.
-func (s *searchInstance) get(ctx context.Context, path string) (http.Header, []byte, time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.ts.URL+path, nil)
+// searchClient calls a search function at url with the bench's token.
+type searchClient struct {
+	url string
+	hc  *http.Client
+}
+
+func newSearchClient(url string) *searchClient {
+	return &searchClient{url: url, hc: &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
+}
+
+// get calls the function and times the call; a non-200 answer is an error quoting the body.
+func (s *searchClient) get(ctx context.Context, path string) (http.Header, []byte, time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url+path, nil)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -559,7 +585,7 @@ func (a searchAnswer) total() int64 { return max(a.Total, int64(len(a.Items))) }
 
 // search runs one search; server is the Server-Timing search;dur=, else the slowest clusters[].elapsedMs,
 // else -1.
-func (s *searchInstance) search(ctx context.Context, q url.Values) (searchAnswer, error) {
+func (s *searchClient) search(ctx context.Context, q url.Values) (searchAnswer, error) {
 	var a searchAnswer
 	h, body, took, err := s.get(ctx, "/api/v1/search?"+q.Encode())
 	a.http = took
@@ -585,7 +611,7 @@ func (s *searchInstance) search(ctx context.Context, q url.Values) (searchAnswer
 }
 
 // relations fetches the seeded Deployment's graph at depth 3 and checks it holds the ReplicaSet's Pods.
-func (s *searchInstance) relations(ctx context.Context) (time.Duration, error) {
+func (s *searchClient) relations(ctx context.Context) (time.Duration, error) {
 	_, body, took, err := s.get(ctx, fmt.Sprintf("/api/v1/relations/deployments/%s/%s?depth=3&cluster=%s", relNamespace, relName, searchCluster))
 	if err != nil {
 		return took, err
@@ -609,7 +635,7 @@ type indexStat struct{ objects, bytes int64 }
 
 // waitIndexed polls GET /api/v1/search/status until every named cluster holds at least want objects (the
 // index may hold more kinds than the seeded ones).
-func (s *searchInstance) waitIndexed(ctx context.Context, names []string, want int) (map[string]indexStat, error) {
+func (s *searchClient) waitIndexed(ctx context.Context, names []string, want int) (map[string]indexStat, error) {
 	deadline := time.Now().Add(indexDeadline)
 	for {
 		_, body, _, err := s.get(ctx, "/api/v1/search/status")
