@@ -123,16 +123,21 @@ func benchSearch(ctx context.Context, tmp string, w *tabwriter.Writer, o searchO
 	if err := os.WriteFile(kc, kube.AdminKubeconfig(), 0o600); err != nil {
 		return err
 	}
-	rows, objects, err := searchBaselines(ctx, tmp, kc, rc, o.runs)
+	register, coldSearch, err := prepareKitefn(ctx, tmp, kube)
+	if err != nil {
+		return err
+	}
+	rows, objects, coldRes, err := searchBaselines(ctx, tmp, kc, rc, o.runs, coldSearch)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("the baselines list %d objects of the 4 kinds\n", objects)
 
-	k, err := benchSearchKitefn(ctx, tmp, kube, seed, o.runs)
+	k, err := benchSearchKitefn(ctx, register, seed, o.runs)
 	if err != nil {
 		return err
 	}
+	k.cold = coldRes
 	floor, floorWarm, seedRow, floor10 := rows[0], rows[1], rows[2], rows[len(rows)-1]
 	cold := searchRow{name: "kitefn: first search on a cold instance", res: k.cold,
 		vs: &floor.res, vsSeed: &seedRow.res, goal: "<= 1.30x floor, >= 5x seed",
@@ -213,76 +218,68 @@ func (f *failures) err() error {
 	return errors.New(b.String())
 }
 
-// searchBaselines measures the floor (fresh and warm connections), the seed's design, kubectl when it is on
-// the PATH, and ten clusters' floor (last). objects is what the floor listed.
-func searchBaselines(ctx context.Context, tmp, kc string, rc *rest.Config, runs int) ([]searchRow, int64, error) {
-	fmt.Println("baselines: the bare client-go floor, the seed's design, kubectl…")
+// searchBaselines measures the floor (new processes and a warm connection), the seed's design, kubectl when it
+// is on the PATH, and ten clusters' floor (last). The floor's cold runs, kitefn's cold searches and the seed's
+// design alternate, so that the load of the machine weighs on them alike. objects is what the floor listed.
+func searchBaselines(ctx context.Context, tmp, kc string, rc *rest.Config, runs int, cold func() (time.Duration, error)) ([]searchRow, int64, samples, error) {
+	fmt.Printf("%d rounds of: the bare client-go floor in a new process, kitefn's first search in a new process, the seed's design…\n", runs)
+	var coldRes samples
 	bin, err := goBuild(tmp, "floor", "./tests/bench/floor", "")
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, coldRes, err
 	}
-	// A new process per run, as each cold kitefn instance is one: the first lists pay for the connection
-	// and for what client-go initialises on first use.
-	var fresh samples
+	dc, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, 0, coldRes, err
+	}
+	if _, _, err := seedDesign(ctx, dc, coldTerm); err != nil { // warms its connection
+		return nil, 0, coldRes, fmt.Errorf("seed's design: %w", err)
+	}
+	var fresh, seedRes samples
 	var res *floorResult
 	for i := 0; i < runs; i++ {
 		s, r, err := runFloor(ctx, bin, kc, coldTerm, 1, 1, true)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, coldRes, err
 		}
 		fresh.d, res = append(fresh.d, s...), r
+		if r.Matches == 0 {
+			return nil, 0, coldRes, fmt.Errorf("the floor found no name holding %q among %d objects", coldTerm, r.Objects)
+		}
+		if coldRes.err == nil {
+			coldRes.add(cold())
+		}
+		start := time.Now()
+		objects, matches, err := seedDesign(ctx, dc, coldTerm)
+		if err != nil {
+			return nil, 0, coldRes, fmt.Errorf("seed's design: %w", err)
+		}
+		seedRes.d = append(seedRes.d, time.Since(start))
+		if objects != r.Objects || matches != r.Matches {
+			return nil, 0, coldRes, fmt.Errorf("seed's design listed %d objects and matched %d, the floor %d and %d", objects, matches, r.Objects, r.Matches)
+		}
 	}
-	if res.Matches == 0 {
-		return nil, 0, fmt.Errorf("the floor found no name holding %q among %d objects", coldTerm, res.Objects)
-	}
+	fmt.Println("the floor on a warm connection, for ten clusters, kubectl…")
 	warm, _, err := runFloor(ctx, bin, kc, coldTerm, runs, 1, false)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, coldRes, err
 	}
 	ten, _, err := runFloor(ctx, bin, kc, coldTerm, runs, searchClusters, false)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, coldRes, err
 	}
 	rows := []searchRow{
 		{name: "floor: bare client-go, 4 concurrent metadata protobuf LISTs, new process", res: fresh},
 		{name: "floor: same, warm connection", res: samples{d: warm}},
+		{name: "seed's design: 4 concurrent full dynamic LISTs + filter, warm connection", res: seedRes, vs: &fresh},
 	}
-	seedRes, err := measureSeedDesign(ctx, rc, runs, res)
-	if err != nil {
-		return nil, 0, err
-	}
-	rows = append(rows, searchRow{name: "seed's design: 4 concurrent full dynamic LISTs + filter, warm connection", res: seedRes, vs: &fresh})
 	if path, err := exec.LookPath("kubectl"); err == nil {
 		rows = append(rows, searchRow{name: "kubectl get pods,deploy,svc,cm -A -o name | grep", res: measureKubectl(ctx, path, kc, runs), vs: &fresh})
 	} else {
 		fmt.Println("kubectl is not on the PATH: its row is left out")
 	}
 	rows = append(rows, searchRow{name: fmt.Sprintf("floor: %d clusters, %d concurrent LISTs, warm connections", searchClusters, 4*searchClusters), res: samples{d: ten}})
-	return rows, res.Objects, nil
-}
-
-// measureSeedDesign runs the seed's search runs times with one warm dynamic client, checking it finds what
-// the floor found.
-func measureSeedDesign(ctx context.Context, rc *rest.Config, runs int, floor *floorResult) (samples, error) {
-	var out samples
-	dc, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		return out, err
-	}
-	for i := 0; i <= runs; i++ {
-		start := time.Now()
-		objects, matches, err := seedDesign(ctx, dc, coldTerm)
-		if err != nil {
-			return out, fmt.Errorf("seed's design: %w", err)
-		}
-		if i > 0 { // the first run warms the connection
-			out.d = append(out.d, time.Since(start))
-		}
-		if objects != floor.Objects || matches != floor.Matches {
-			return out, fmt.Errorf("seed's design listed %d objects and matched %d, the floor %d and %d", objects, matches, floor.Objects, floor.Matches)
-		}
-	}
-	return out, nil
+	return rows, res.Objects, coldRes, nil
 }
 
 // measureKubectl times the shell pipeline a user would type; a failure is its row's, not the bench's.
@@ -309,12 +306,10 @@ type kitefnSearch struct {
 	notes                                                         []string
 }
 
-// benchSearchKitefn measures kitefn's search through the real runtime: cold instances are kitefn processes
-// (FUNCTION_TARGET=search) started afresh for each first search; the warm instance runs in this process, so
-// that its heap can be read, for the index, ten clusters and relations. Only setting up fails it; a route
-// that answers badly fails its rows.
-func benchSearchKitefn(ctx context.Context, tmp string, kube *harness.Cluster, seed searchSeed, runs int) (*kitefnSearch, error) {
-	seeded := seed.total() + relationObjects
+// prepareKitefn sets the environment kitefn's search runs in, registers the apiserver as searchCluster and
+// builds the kitefn binary. register adds a name for the apiserver through an instance's store; cold starts a
+// new kitefn process (FUNCTION_TARGET=search: a cold instance with an empty index) and times its first search.
+func prepareKitefn(ctx context.Context, tmp string, kube *harness.Cluster) (register func(*searchInstance, string) error, cold func() (time.Duration, error), err error) {
 	env := map[string]string{"KITEFN_STORE": "bbolt", "KITEFN_BBOLT_PATH": filepath.Join(tmp, "search.db"),
 		"KITEFN_DATA_DIR": tmp, "FUNCTION_TARGET": "all", "KITEFN_IMPORT_KUBECONFIG": "false", "K_SINK": "",
 		"KITEFN_ENCRYPTION_KEY": apitest.EncryptionKey, "KITEFN_PROMETHEUS_URLS": "", "KITEFN_LOG_LEVEL": "warn",
@@ -323,8 +318,7 @@ func benchSearchKitefn(ctx context.Context, tmp string, kube *harness.Cluster, s
 	for k, v := range env {
 		os.Setenv(k, v)
 	}
-	out := &kitefnSearch{}
-	register := func(inst *searchInstance, name string) error {
+	register = func(inst *searchInstance, name string) error {
 		sealed, err := inst.p.Sealer.Seal(kube.AdminKubeconfig())
 		if err != nil {
 			return err
@@ -335,41 +329,46 @@ func benchSearchKitefn(ctx context.Context, tmp string, kube *harness.Cluster, s
 	}
 	inst, err := startSearch(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	err = register(inst, searchCluster)
 	inst.close() // the cold processes open the same bbolt file
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-
-	fmt.Printf("kitefn: %d first searches, each on a new kitefn process…\n", runs)
 	bin, err := goBuild(tmp, "kitefn-search", ".", "")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	env["FUNCTION_TARGET"], env["KITEFN_API_TOKENS"] = "search", token
 	var procEnv []string
 	for k, v := range env {
 		procEnv = append(procEnv, k+"="+v)
 	}
-	for i := 0; i < runs && out.cold.err == nil; i++ {
+	cold = func() (time.Duration, error) {
 		proc, err := startReady(bin, procEnv)
 		if err != nil {
-			return nil, fmt.Errorf("cold kitefn: %w", err)
+			return 0, fmt.Errorf("cold kitefn: %w", err)
 		}
-		c := newSearchClient("http://" + proc.addr)
-		a, err := c.search(ctx, url.Values{"q": {coldTerm}, "cluster": {searchCluster}, "types": {searchTypes}})
+		defer proc.kill()
+		a, err := newSearchClient("http://"+proc.addr).search(ctx, url.Values{"q": {coldTerm}, "cluster": {searchCluster}, "types": {searchTypes}})
 		if err == nil && a.total() == 0 {
 			err = fmt.Errorf("no item for %q", coldTerm)
 		}
-		out.cold.add(a.http, err)
-		proc.kill()
+		return a.http, err
 	}
+	return register, cold, nil
+}
 
+// benchSearchKitefn measures kitefn's warm search in this process, through the real runtime, so that its heap
+// can be read: the index, ten clusters and relations. Only setting up fails it; a route that answers badly
+// fails its rows.
+func benchSearchKitefn(ctx context.Context, register func(*searchInstance, string) error, seed searchSeed, runs int) (*kitefnSearch, error) {
+	seeded := seed.total() + relationObjects
+	out := &kitefnSearch{}
 	fmt.Println("kitefn: building the index of a warm instance…")
 	before := heapInUse()
-	inst, err = startSearch(ctx)
+	inst, err := startSearch(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -800,7 +799,13 @@ func (r searchRow) line() string {
 	if r.res.err != nil {
 		return fmt.Sprintf("%s\tFAILED: %s\t\t\t\t\t%s\tno\t", r.name, oneLine(r.res.err), r.goal)
 	}
-	ratio := func(a, b time.Duration) string { return fmt.Sprintf("%.2fx", float64(a)/float64(b)) }
+	ratio := func(a, b time.Duration) string {
+		if r := float64(a) / float64(b); r < 0.1 {
+			return fmt.Sprintf("%.2gx", r) // warm rows are a small fraction of a LIST
+		} else {
+			return fmt.Sprintf("%.2fx", r)
+		}
+	}
 	p50 := r.res.p50()
 	vs, seed, met := "", "", ""
 	if r.vs != nil && r.vs.err == nil {
