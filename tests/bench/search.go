@@ -800,11 +800,11 @@ func (r searchRow) line() string {
 		return fmt.Sprintf("%s\tFAILED: %s\t\t\t\t\t%s\tno\t", r.name, oneLine(r.res.err), r.goal)
 	}
 	ratio := func(a, b time.Duration) string {
-		if r := float64(a) / float64(b); r < 0.1 {
+		r := float64(a) / float64(b)
+		if r < 0.1 {
 			return fmt.Sprintf("%.2gx", r) // warm rows are a small fraction of a LIST
-		} else {
-			return fmt.Sprintf("%.2fx", r)
 		}
+		return fmt.Sprintf("%.2fx", r)
 	}
 	p50 := r.res.p50()
 	vs, seed, met := "", "", ""
