@@ -1,22 +1,26 @@
 // Command bench measures what the foundation promises and prints a table with ratios against baselines
 // measured in the same run: per store backend, 100 concurrent registrations and the p50 of one registration
 // through the clusters API (beside a bare store create), and the cold start of the kitefn binary beside a bare
-// net/http + client-go binary (goal: at most 1.5x).
+// net/http + client-go binary (goal: at most 1.5x), a pods LIST through the resources function, and search
+// (cold, warm, index memory, ten clusters) and relations beside a bare client-go floor and the seed's design.
 package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"text/tabwriter"
@@ -50,37 +54,49 @@ contexts:
 `
 
 func main() {
-	only := flag.String("only", "", "run one part: stores, coldstart or resources")
+	only := flag.String("only", "", "run one part: stores, coldstart, resources or search")
+	var so searchOptions
+	flag.Float64Var(&so.scale, "search-scale", 1, "scale of the search seed (1: 10,000 pods, 2,000 deployments, 2,000 services, 5,000 configmaps)")
+	flag.IntVar(&so.runs, "search-runs", 15, "measured runs per search row (warm rows take twice as many)")
 	flag.Parse()
-	if err := run(context.Background(), *only); err != nil {
+	if err := run(context.Background(), *only, so); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, only string) error {
+func run(ctx context.Context, only string, so searchOptions) error {
 	tmp, err := os.MkdirTemp("", "kitefn-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', tabwriter.AlignRight)
-	parts := []struct {
-		name string
-		run  func() error
-	}{
+	parts := []part{
 		{"stores", func() error { return benchStores(ctx, tmp, w) }},
 		{"coldstart", func() error { return benchColdStart(tmp, w) }},
 		{"resources", func() error { return benchResources(ctx, tmp, w) }},
+		{"search", func() error { return benchSearch(ctx, tmp, w, so) }},
 	}
+	// A failing part is reported and the others still run: the bench fails at the end.
+	var errs []error
 	for _, p := range parts {
 		if only == "" || only == p.name {
 			if err := p.run(); err != nil {
-				return fmt.Errorf("%s: %w", p.name, err)
+				errs = append(errs, fmt.Errorf("%s: %w", p.name, err))
 			}
 		}
 	}
-	return nil
+	if only != "" && len(errs) == 0 && !slices.ContainsFunc(parts, func(p part) bool { return p.name == only }) {
+		return fmt.Errorf("no part %q", only)
+	}
+	return errors.Join(errs...)
+}
+
+// part is one benchmark of the run, selected by -only.
+type part struct {
+	name string
+	run  func() error
 }
 
 func benchStores(ctx context.Context, tmp string, w *tabwriter.Writer) error {
@@ -287,55 +303,92 @@ func buildBinaries(tmp string) (map[string]string, error) {
 	}
 	out := map[string]string{}
 	for _, b := range builds {
-		path := filepath.Join(tmp, "bin-"+b.name)
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags="+b.tags, "-o", path, b.pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("go build %s: %v\n%s", b.name, err, msg)
+		path, err := goBuild(tmp, b.name, b.pkg, b.tags)
+		if err != nil {
+			return nil, err
 		}
 		out[b.name] = path
 	}
 	return out, nil
 }
 
+// goBuild builds pkg as `make build` does, into tmp/bin-name.
+func goBuild(tmp, name, pkg, tags string) (string, error) {
+	path := filepath.Join(tmp, "bin-"+name)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-tags="+tags, "-o", path, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", name, err, msg)
+	}
+	return path, nil
+}
+
 // coldStart is exec → first 200 from /health/readiness.
 func coldStart(bin string, env []string) (time.Duration, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	proc, err := startReady(bin, env)
 	if err != nil {
 		return 0, err
+	}
+	proc.kill()
+	return proc.ready, nil
+}
+
+// process is a kitefn (or baseline) binary serving on addr.
+type process struct {
+	cmd   *exec.Cmd
+	addr  string
+	ready time.Duration // exec → first 200 from /health/readiness
+	out   *bytes.Buffer
+}
+
+// startReady runs bin on a free port and returns once /health/readiness answers 200.
+func startReady(bin string, env []string) (*process, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(bin)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "LISTEN_ADDRESS=" + addr}, env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	p := &process{cmd: cmd, addr: addr, out: &bytes.Buffer{}}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
 	client := &http.Client{Timeout: time.Second}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}()
 	for time.Since(start) < 10*time.Second {
 		res, err := client.Get("http://" + addr + "/health/readiness")
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == http.StatusOK {
-				return time.Since(start), nil
+				p.ready = time.Since(start)
+				return p, nil
 			}
 		}
 		time.Sleep(500 * time.Microsecond)
 	}
-	return 0, fmt.Errorf("not ready within 10 s:\n%s", out.String())
+	p.kill()
+	return nil, fmt.Errorf("not ready within 10 s:\n%s", p.out.String())
+}
+
+func (p *process) kill() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
 }
 
 func median(d []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
+}
+
+// percentile is the nearest-rank percentile p (0 < p <= 1).
+func percentile(d []time.Duration, p float64) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[max(0, int(math.Ceil(p*float64(len(s))))-1)]
 }
 
 func minOf(d []time.Duration) time.Duration {
