@@ -22,6 +22,7 @@ import (
 type Config struct {
 	// ClusterTimeout bounds the search of one cluster, so a slow or unreachable one cannot hold up the others.
 	ClusterTimeout time.Duration `envconfig:"SEARCH_CLUSTER_TIMEOUT" default:"10s"`
+	RelationsConfig
 }
 
 // Registry lists the registered clusters (clusters=_all) and reads one.
@@ -69,6 +70,9 @@ func LoadConfig() (Config, error) {
 	}
 	if cfg.ClusterTimeout <= 0 {
 		return cfg, fmt.Errorf("KITEFN_SEARCH_CLUSTER_TIMEOUT must be positive, got %s", cfg.ClusterTimeout)
+	}
+	if err := cfg.RelationsConfig.check(); err != nil {
+		return cfg, fmt.Errorf("search configuration: %w", err)
 	}
 	return cfg, nil
 }

@@ -1,0 +1,429 @@
+package graph_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	storagev1 "k8s.io/api/storage/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kitefn/kitefn/functions/search/graph"
+	"github.com/kitefn/kitefn/tests/apitest"
+	"github.com/kitefn/kitefn/tests/harness"
+)
+
+var kube *harness.Cluster
+
+// limitedUser may read Deployments and ReplicaSets of one namespace and nothing else.
+const limitedUser = "limited"
+
+func TestMain(m *testing.M) {
+	harness.MainWith(m, &kube, func(c *harness.Cluster) error {
+		return installCRDs(context.Background(), c.RESTConfig())
+	}, harness.WithUser(limitedUser))
+}
+
+var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// installCRDs creates testdata/crds.yaml and waits until each CRD is Established.
+func installCRDs(ctx context.Context, rc *rest.Config) error {
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	raw, err := os.ReadFile("testdata/crds.yaml")
+	if err != nil {
+		return err
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return err
+		}
+		if u.Object == nil {
+			continue
+		}
+		if _, err := dyn.Resource(crdGVR).Create(ctx, &u, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating CRD %s: %w", u.GetName(), err)
+		}
+		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true,
+			func(ctx context.Context) (bool, error) {
+				got, err := dyn.Resource(crdGVR).Get(ctx, u.GetName(), metav1.GetOptions{})
+				if err != nil {
+					return false, err
+				}
+				conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+				for _, c := range conds {
+					if m, _ := c.(map[string]any); m["type"] == "Established" && m["status"] == "True" {
+						return true, nil
+					}
+				}
+				return false, nil
+			})
+		if err != nil {
+			return fmt.Errorf("CRD %s not established: %w", u.GetName(), err)
+		}
+	}
+	return nil
+}
+
+type env struct {
+	api *apitest.Server
+	cs  kubernetes.Interface
+	dyn dynamic.Interface
+}
+
+func setup(t *testing.T, vars map[string]string) *env {
+	t.Helper()
+	if kube == nil {
+		t.Skip("needs the real kube-apiserver (not in -short mode)")
+	}
+	api := apitest.Start(t, vars, apitest.Function("search"))
+	api.AddCluster("test", kube.AdminKubeconfig())
+	return &env{api: api, cs: kubernetes.NewForConfigOrDie(kube.RESTConfig()),
+		dyn: dynamic.NewForConfigOrDie(kube.RESTConfig())}
+}
+
+func (e *env) get(t *testing.T, path string, hdr ...string) apitest.Response {
+	t.Helper()
+	return e.api.Do(http.MethodGet, path, nil, append([]string{"X-Cluster-Name", "test"}, hdr...)...)
+}
+
+// graphOf calls relations and decodes the graph of a 200 answer.
+func (e *env) graphOf(t *testing.T, path string, hdr ...string) graph.Graph {
+	t.Helper()
+	res := e.get(t, path, hdr...).Expect(t, http.StatusOK, "")
+	var g graph.Graph
+	if err := json.Unmarshal(res.Body, &g); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func must[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func (e *env) namespace(t *testing.T, name string) {
+	t.Helper()
+	_, err := e.cs.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}},
+		metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+var kwokOnce sync.Once
+
+// fakeNode makes a Node that kwok keeps Ready and whose pods it runs.
+func (e *env) fakeNode(t *testing.T, name string) {
+	t.Helper()
+	kwokOnce.Do(func() {
+		if _, err := kube.StartKwok(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if _, err := e.cs.CoreV1().Nodes().Create(t.Context(), harness.FakeNode(name), metav1.CreateOptions{}); err != nil &&
+		!apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// ownerRef is a controller reference to owner.
+func ownerRef(apiVersion, kind string, owner metav1.Object) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: owner.GetName(), UID: owner.GetUID(),
+		Controller: ptr(true)}
+}
+
+// podSpec uses ConfigMap app-config (volume), Secret app-secret (env), PVC data, a ConfigMap that does not
+// exist (envFrom) and an optional one that does not either.
+func podSpec(node string) corev1.PodSpec {
+	optional := true
+	return corev1.PodSpec{
+		NodeName: node,
+		Containers: []corev1.Container{{
+			Name: "c", Image: "nginx",
+			Env: []corev1.EnvVar{{Name: "PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "app-secret"}, Key: "password"}}}},
+			EnvFrom: []corev1.EnvFromSource{
+				{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "gone-config"}}},
+				{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "optional-config"},
+					Optional: &optional}},
+			},
+		}},
+		Volumes: []corev1.Volume{
+			{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "app-config"}}}},
+			{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{
+				ClaimName: "data"}}},
+		},
+	}
+}
+
+// seedDeployment makes, in ns, Deployment web → ReplicaSet web-1 → Pods web-1-a and web-1-b (Running on a
+// kwok node), Service web selecting them with its EndpointSlice, HPA web, ConfigMap app-config, Secret
+// app-secret, PVC data bound to PV <ns>-data of StorageClass <ns>-fast.
+func (e *env) seedDeployment(t *testing.T, ns string) {
+	t.Helper()
+	ctx := t.Context()
+	node := ns + "-node"
+	e.namespace(t, ns)
+	e.fakeNode(t, node)
+	core := e.cs.CoreV1()
+	must[*corev1.ConfigMap](t)(core.ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-config"}},
+		metav1.CreateOptions{}))
+	must[*corev1.Secret](t)(core.Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "app-secret"},
+		StringData: map[string]string{"password": "s3cret"}}, metav1.CreateOptions{}))
+	must[*storagev1.StorageClass](t)(e.cs.StorageV1().StorageClasses().Create(ctx, &storagev1.StorageClass{
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-fast"}, Provisioner: "example.com/fake"}, metav1.CreateOptions{}))
+	pvc := must[*corev1.PersistentVolumeClaim](t)(core.PersistentVolumeClaims(ns).Create(ctx, &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "data"},
+		Spec: corev1.PersistentVolumeClaimSpec{VolumeName: ns + "-data", StorageClassName: ptr(ns + "-fast"),
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
+				corev1.ResourceStorage: resource.MustParse("1Gi")}}},
+	}, metav1.CreateOptions{}))
+	must[*corev1.PersistentVolume](t)(core.PersistentVolumes().Create(ctx, &corev1.PersistentVolume{
+		ObjectMeta: metav1.ObjectMeta{Name: ns + "-data"},
+		Spec: corev1.PersistentVolumeSpec{StorageClassName: ns + "-fast",
+			Capacity:    corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			ClaimRef:    &corev1.ObjectReference{Namespace: ns, Name: "data", UID: pvc.UID},
+			PersistentVolumeSource: corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{
+				Path: "/tmp/data"}}},
+	}, metav1.CreateOptions{}))
+
+	labels := map[string]string{"app": "web"}
+	template := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: podSpec("")}
+	dep := must[*appsv1.Deployment](t)(e.cs.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr(int32(2)), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: template},
+	}, metav1.CreateOptions{}))
+	rs := must[*appsv1.ReplicaSet](t)(e.cs.AppsV1().ReplicaSets(ns).Create(ctx, &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-1", OwnerReferences: []metav1.OwnerReference{
+			ownerRef("apps/v1", "Deployment", dep)}},
+		Spec: appsv1.ReplicaSetSpec{Replicas: ptr(int32(2)), Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: template},
+	}, metav1.CreateOptions{}))
+	for _, name := range []string{"web-1-a", "web-1-b"} {
+		must[*corev1.Pod](t)(core.Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, OwnerReferences: []metav1.OwnerReference{
+				ownerRef("apps/v1", "ReplicaSet", rs)}},
+			Spec: podSpec(node),
+		}, metav1.CreateOptions{}))
+	}
+	must[*corev1.Service](t)(core.Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{}))
+	must[*discoveryv1.EndpointSlice](t)(e.cs.DiscoveryV1().EndpointSlices(ns).Create(ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "web-abcde", Labels: map[string]string{"kubernetes.io/service-name": "web"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+	}, metav1.CreateOptions{}))
+	must[*autoscalingv2.HorizontalPodAutoscaler](t)(e.cs.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx,
+		&autoscalingv2.HorizontalPodAutoscaler{
+			ObjectMeta: metav1.ObjectMeta{Name: "web"},
+			Spec: autoscalingv2.HorizontalPodAutoscalerSpec{MaxReplicas: 5, ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{
+				APIVersion: "apps/v1", Kind: "Deployment", Name: "web"}},
+		}, metav1.CreateOptions{}))
+	e.running(t, ns, "web-1-a", "web-1-b")
+}
+
+// running waits until kwok has the pods Running.
+func (e *env) running(t *testing.T, ns string, pods ...string) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true,
+		func(ctx context.Context) (bool, error) {
+			for _, name := range pods {
+				p, err := e.cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+				if err != nil || p.Status.Phase != corev1.PodRunning {
+					return false, err
+				}
+			}
+			return true, nil
+		})
+	if err != nil {
+		t.Fatalf("pods %v not Running: %v", pods, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// nodeSet is the graph's nodes as "id" (missing ones as "id (missing)").
+func nodeSet(g graph.Graph) []string {
+	out := make([]string, 0, len(g.Nodes))
+	for _, n := range g.Nodes {
+		s := n.ID
+		if n.Missing {
+			s += " (missing)"
+		}
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// edgeSet is the graph's edges as "from -type-> to".
+func edgeSet(g graph.Graph) []string {
+	out := make([]string, 0, len(g.Edges))
+	for _, e := range g.Edges {
+		out = append(out, e.From+" -"+e.Type+"-> "+e.To)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func expectSet(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s:\n got  %s\n want %s", what, strings.Join(got, "\n      "), strings.Join(want, "\n      "))
+	}
+}
+
+// expand replaces {ns} in each string.
+func expand(ns string, s ...string) []string {
+	out := make([]string, len(s))
+	for i, x := range s {
+		out[i] = strings.ReplaceAll(x, "{ns}", ns)
+	}
+	return out
+}
+
+func statusOf(g graph.Graph, id string) string {
+	for _, n := range g.Nodes {
+		if n.ID == id {
+			return n.Status
+		}
+	}
+	return "<no node>"
+}
+
+func TestRelationsDeployment(t *testing.T) {
+	e := setup(t, nil)
+	const ns = "rel-deploy"
+	e.seedDeployment(t, ns)
+
+	t.Run("depth 3", func(t *testing.T) {
+		g := e.graphOf(t, "/api/v1/relations/deployments.apps/"+ns+"/web")
+		expectSet(t, "nodes", nodeSet(g), expand(ns,
+			"deployments.apps/{ns}/web", "replicasets.apps/{ns}/web-1", "pods/{ns}/web-1-a", "pods/{ns}/web-1-b",
+			"configmaps/{ns}/app-config", "secrets/{ns}/app-secret", "persistentvolumeclaims/{ns}/data",
+			"configmaps/{ns}/gone-config (missing)", "horizontalpodautoscalers.autoscaling/{ns}/web",
+			"persistentvolumes/{ns}-data", "storageclasses.storage.k8s.io/{ns}-fast", "nodes/{ns}-node", "services/{ns}/web"))
+		var want []string
+		for _, user := range []string{"deployments.apps/{ns}/web", "replicasets.apps/{ns}/web-1", "pods/{ns}/web-1-a", "pods/{ns}/web-1-b"} {
+			for _, used := range []string{"configmaps/{ns}/app-config", "secrets/{ns}/app-secret",
+				"persistentvolumeclaims/{ns}/data", "configmaps/{ns}/gone-config"} {
+				want = append(want, user+" -uses-> "+used)
+			}
+		}
+		want = append(want,
+			"deployments.apps/{ns}/web -owns-> replicasets.apps/{ns}/web-1",
+			"replicasets.apps/{ns}/web-1 -owns-> pods/{ns}/web-1-a",
+			"replicasets.apps/{ns}/web-1 -owns-> pods/{ns}/web-1-b",
+			"horizontalpodautoscalers.autoscaling/{ns}/web -scales-> deployments.apps/{ns}/web",
+			"persistentvolumeclaims/{ns}/data -stores-> persistentvolumes/{ns}-data",
+			"persistentvolumes/{ns}-data -stores-> storageclasses.storage.k8s.io/{ns}-fast",
+			"pods/{ns}/web-1-a -runs-on-> nodes/{ns}-node",
+			"pods/{ns}/web-1-b -runs-on-> nodes/{ns}-node",
+			"services/{ns}/web -selects-> pods/{ns}/web-1-a",
+			"services/{ns}/web -selects-> pods/{ns}/web-1-b",
+		)
+		expectSet(t, "edges", edgeSet(g), expand(ns, want...))
+		if g.Truncated || len(g.Errors) > 0 {
+			t.Errorf("truncated %v, errors %v", g.Truncated, g.Errors)
+		}
+		for id, want := range map[string]string{"pods/" + ns + "/web-1-a": "Running", "deployments.apps/" + ns + "/web": "ready 0/2",
+			"nodes/" + ns + "-node": "Ready", "configmaps/" + ns + "/gone-config": ""} {
+			if got := statusOf(g, id); got != want {
+				t.Errorf("status of %s = %q, want %q", id, got, want)
+			}
+		}
+	})
+
+	t.Run("depth 1", func(t *testing.T) {
+		g := e.graphOf(t, "/api/v1/relations/deploy/"+ns+"/web?depth=1")
+		expectSet(t, "nodes", nodeSet(g), expand(ns,
+			"deployments.apps/{ns}/web", "replicasets.apps/{ns}/web-1", "configmaps/{ns}/app-config",
+			"secrets/{ns}/app-secret", "persistentvolumeclaims/{ns}/data", "configmaps/{ns}/gone-config (missing)",
+			"horizontalpodautoscalers.autoscaling/{ns}/web"))
+		expectSet(t, "edges", edgeSet(g), expand(ns,
+			"deployments.apps/{ns}/web -owns-> replicasets.apps/{ns}/web-1",
+			"deployments.apps/{ns}/web -uses-> configmaps/{ns}/app-config",
+			"deployments.apps/{ns}/web -uses-> secrets/{ns}/app-secret",
+			"deployments.apps/{ns}/web -uses-> persistentvolumeclaims/{ns}/data",
+			"deployments.apps/{ns}/web -uses-> configmaps/{ns}/gone-config",
+			"horizontalpodautoscalers.autoscaling/{ns}/web -scales-> deployments.apps/{ns}/web"))
+	})
+
+	t.Run("reverse uses", func(t *testing.T) {
+		g := e.graphOf(t, "/api/v1/relations/cm/"+ns+"/app-config?depth=1")
+		expectSet(t, "nodes", nodeSet(g), expand(ns, "configmaps/{ns}/app-config", "deployments.apps/{ns}/web",
+			"replicasets.apps/{ns}/web-1", "pods/{ns}/web-1-a", "pods/{ns}/web-1-b"))
+		expectSet(t, "edges", edgeSet(g), expand(ns,
+			"deployments.apps/{ns}/web -uses-> configmaps/{ns}/app-config",
+			"replicasets.apps/{ns}/web-1 -uses-> configmaps/{ns}/app-config",
+			"pods/{ns}/web-1-a -uses-> configmaps/{ns}/app-config",
+			"pods/{ns}/web-1-b -uses-> configmaps/{ns}/app-config"))
+	})
+
+	t.Run("service", func(t *testing.T) {
+		g := e.graphOf(t, "/api/v1/relations/svc/"+ns+"/web?depth=1")
+		expectSet(t, "nodes", nodeSet(g), expand(ns, "services/{ns}/web", "pods/{ns}/web-1-a", "pods/{ns}/web-1-b",
+			"endpointslices.discovery.k8s.io/{ns}/web-abcde"))
+		expectSet(t, "edges", edgeSet(g), expand(ns,
+			"services/{ns}/web -selects-> pods/{ns}/web-1-a",
+			"services/{ns}/web -selects-> pods/{ns}/web-1-b",
+			"endpointslices.discovery.k8s.io/{ns}/web-abcde -binds-> services/{ns}/web"))
+	})
+
+	t.Run("cluster-scoped start", func(t *testing.T) {
+		g := e.graphOf(t, "/api/v1/relations/pv/"+ns+"-data?depth=1")
+		expectSet(t, "nodes", nodeSet(g), expand(ns, "persistentvolumes/{ns}-data",
+			"persistentvolumeclaims/{ns}/data", "storageclasses.storage.k8s.io/{ns}-fast"))
+		expectSet(t, "edges", edgeSet(g), expand(ns,
+			"persistentvolumeclaims/{ns}/data -stores-> persistentvolumes/{ns}-data",
+			"persistentvolumes/{ns}-data -stores-> storageclasses.storage.k8s.io/{ns}-fast"))
+
+		g = e.graphOf(t, "/api/v1/relations/nodes/"+ns+"-node?depth=1")
+		expectSet(t, "nodes", nodeSet(g), expand(ns, "nodes/{ns}-node", "pods/{ns}/web-1-a", "pods/{ns}/web-1-b"))
+		expectSet(t, "edges", edgeSet(g), expand(ns,
+			"pods/{ns}/web-1-a -runs-on-> nodes/{ns}-node", "pods/{ns}/web-1-b -runs-on-> nodes/{ns}-node"))
+	})
+}
