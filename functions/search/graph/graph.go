@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -499,12 +498,4 @@ func selectorOf(m map[string]string) labels.Selector {
 		return nil
 	}
 	return labels.SelectorFromSet(m)
-}
-
-// qualified is group-qualified kind text, for messages.
-func qualified(gk schema.GroupKind) string {
-	if gk.Group == "" {
-		return strings.ToLower(gk.Kind)
-	}
-	return strings.ToLower(gk.Kind) + "." + gk.Group
 }

@@ -20,6 +20,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -426,4 +427,168 @@ func TestRelationsDeployment(t *testing.T) {
 		expectSet(t, "edges", edgeSet(g), expand(ns,
 			"pods/{ns}/web-1-a -runs-on-> nodes/{ns}-node", "pods/{ns}/web-1-b -runs-on-> nodes/{ns}-node"))
 	})
+}
+
+var cloneSetGVR = schema.GroupVersionResource{Group: "apps.kruise.io", Version: "v1alpha1", Resource: "clonesets"}
+
+// A CRD's objects own pods like built-in ones; kubectl's short name of a CRD (clone) names the start.
+func TestRelationsCloneSet(t *testing.T) {
+	e := setup(t, nil)
+	const ns = "rel-kruise"
+	e.namespace(t, ns)
+	cs := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps.kruise.io/v1alpha1", "kind": "CloneSet",
+		"metadata": map[string]any{"name": "cs"},
+		"spec": map[string]any{"replicas": int64(2), "template": map[string]any{
+			"metadata": map[string]any{"labels": map[string]any{"app": "cs"}},
+			"spec":     map[string]any{"containers": []any{map[string]any{"name": "c", "image": "nginx"}}},
+		}},
+	}}
+	cs = must[*unstructured.Unstructured](t)(e.dyn.Resource(cloneSetGVR).Namespace(ns).Create(t.Context(), cs,
+		metav1.CreateOptions{}))
+	for _, name := range []string{"cs-a", "cs-b"} {
+		must[*corev1.Pod](t)(e.cs.CoreV1().Pods(ns).Create(t.Context(), &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "cs"},
+				OwnerReferences: []metav1.OwnerReference{ownerRef("apps.kruise.io/v1alpha1", "CloneSet", cs)}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "nginx"}}},
+		}, metav1.CreateOptions{}))
+	}
+
+	g := e.graphOf(t, "/api/v1/relations/clone/"+ns+"/cs?depth=1")
+	expectSet(t, "nodes", nodeSet(g), expand(ns, "clonesets.apps.kruise.io/{ns}/cs", "pods/{ns}/cs-a", "pods/{ns}/cs-b"))
+	expectSet(t, "edges", edgeSet(g), expand(ns, "clonesets.apps.kruise.io/{ns}/cs -owns-> pods/{ns}/cs-a",
+		"clonesets.apps.kruise.io/{ns}/cs -owns-> pods/{ns}/cs-b"))
+	if got := statusOf(g, "clonesets.apps.kruise.io/"+ns+"/cs"); got != "ready 0/2" {
+		t.Errorf("CloneSet status %q, want ready 0/2", got)
+	}
+
+	// From a pod: up to its CloneSet, then down to its sibling.
+	g = e.graphOf(t, "/api/v1/relations/po/"+ns+"/cs-a?depth=2")
+	expectSet(t, "nodes", nodeSet(g), expand(ns, "clonesets.apps.kruise.io/{ns}/cs", "pods/{ns}/cs-a", "pods/{ns}/cs-b"))
+	expectSet(t, "edges", edgeSet(g), expand(ns, "clonesets.apps.kruise.io/{ns}/cs -owns-> pods/{ns}/cs-a",
+		"clonesets.apps.kruise.io/{ns}/cs -owns-> pods/{ns}/cs-b"))
+}
+
+// An ownerReference cycle made by hand ends (each object is one node, reached once); an owner reference whose
+// UID is not the object's of that name (deleted and recreated) is a missing owner.
+func TestRelationsOwnerCycle(t *testing.T) {
+	e := setup(t, nil)
+	const ns = "rel-cycle"
+	e.namespace(t, ns)
+	svcs := e.cs.CoreV1().Services(ns)
+	mk := func(name string, owner metav1.Object) *corev1.Service {
+		s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}
+		if owner != nil {
+			s.OwnerReferences = []metav1.OwnerReference{ownerRef("v1", "Service", owner)}
+		}
+		return must[*corev1.Service](t)(svcs.Create(t.Context(), s, metav1.CreateOptions{}))
+	}
+	a := mk("a", nil)
+	b := mk("b", a)
+	c := mk("c", b)
+	a.OwnerReferences = []metav1.OwnerReference{ownerRef("v1", "Service", c)}
+	must[*corev1.Service](t)(svcs.Update(t.Context(), a, metav1.UpdateOptions{}))
+
+	for _, start := range []string{"a", "b"} {
+		g := e.graphOf(t, "/api/v1/relations/services/"+ns+"/"+start+"?depth=5")
+		expectSet(t, "nodes", nodeSet(g), expand(ns, "services/{ns}/a", "services/{ns}/b", "services/{ns}/c"))
+		expectSet(t, "edges", edgeSet(g), expand(ns, "services/{ns}/a -owns-> services/{ns}/b",
+			"services/{ns}/b -owns-> services/{ns}/c", "services/{ns}/c -owns-> services/{ns}/a"))
+	}
+
+	stale := ownerRef("v1", "Service", b)
+	stale.UID = "00000000-0000-0000-0000-000000000000"
+	must[*corev1.Service](t)(svcs.Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "orphan", OwnerReferences: []metav1.OwnerReference{stale}},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{}))
+	g := e.graphOf(t, "/api/v1/relations/services/"+ns+"/orphan?depth=1")
+	expectSet(t, "nodes", nodeSet(g), expand(ns, "services/{ns}/orphan", "services/{ns}/b (missing)"))
+	expectSet(t, "edges", edgeSet(g), expand(ns, "services/{ns}/b -owns-> services/{ns}/orphan"))
+}
+
+// A graph over the node limit is cut, keeping the nodes found first.
+func TestRelationsTruncated(t *testing.T) {
+	e := setup(t, map[string]string{"KITEFN_RELATIONS_MAX_NODES": "3"})
+	const ns = "rel-trunc"
+	e.namespace(t, ns)
+	labels := map[string]string{"app": "many"}
+	must[*corev1.Service](t)(e.cs.CoreV1().Services(ns).Create(t.Context(), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "many"},
+		Spec:       corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80}}},
+	}, metav1.CreateOptions{}))
+	for i := 1; i <= 5; i++ {
+		must[*corev1.Pod](t)(e.cs.CoreV1().Pods(ns).Create(t.Context(), &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%d", i), Labels: labels},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "nginx"}}},
+		}, metav1.CreateOptions{}))
+	}
+	g := e.graphOf(t, "/api/v1/relations/services/"+ns+"/many?depth=2")
+	if !g.Truncated {
+		t.Error("not truncated")
+	}
+	expectSet(t, "nodes", nodeSet(g), expand(ns, "services/{ns}/many", "pods/{ns}/p-1", "pods/{ns}/p-2"))
+	expectSet(t, "edges", edgeSet(g), expand(ns, "services/{ns}/many -selects-> pods/{ns}/p-1",
+		"services/{ns}/many -selects-> pods/{ns}/p-2"))
+}
+
+// Kinds the credentials may not list are skipped and reported, never a failure of the whole graph.
+func TestRelationsForbiddenKinds(t *testing.T) {
+	e := setup(t, nil)
+	const ns = "rel-limited"
+	e.seedDeployment(t, ns)
+	rbac := e.cs.RbacV1()
+	must[*rbacv1.Role](t)(rbac.Roles(ns).Create(t.Context(), &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "workloads"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"apps"}, Resources: []string{"deployments", "replicasets"},
+			Verbs: []string{"get", "list"}}},
+	}, metav1.CreateOptions{}))
+	must[*rbacv1.RoleBinding](t)(rbac.RoleBindings(ns).Create(t.Context(), &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "workloads"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "workloads"},
+		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: rbacv1.GroupName, Name: limitedUser}},
+	}, metav1.CreateOptions{}))
+	e.api.AddCluster("limited", kube.Kubeconfig(limitedUser))
+
+	g := e.graphOf(t, "/api/v1/relations/deployments/"+ns+"/web?depth=1", "X-Cluster-Name", "limited")
+	expectSet(t, "nodes", nodeSet(g), expand(ns, "deployments.apps/{ns}/web", "replicasets.apps/{ns}/web-1"))
+	expectSet(t, "edges", edgeSet(g), expand(ns, "deployments.apps/{ns}/web -owns-> replicasets.apps/{ns}/web-1"))
+	reported := map[string]bool{}
+	for _, le := range g.Errors {
+		if le.Status != http.StatusForbidden || !strings.Contains(le.Message, "forbidden") {
+			t.Errorf("error %+v, want a 403 with the cluster's message", le)
+		}
+		reported[le.Resource] = true
+	}
+	for _, want := range []string{"configmaps", "secrets", "persistentvolumeclaims", "pods",
+		"horizontalpodautoscalers.autoscaling"} {
+		if !reported[want] {
+			t.Errorf("%s not reported in %+v", want, g.Errors)
+		}
+	}
+}
+
+func TestRelationsRequestErrors(t *testing.T) {
+	e := setup(t, nil)
+	for _, tc := range []struct {
+		path, cluster string
+		status        int
+		code, message string
+	}{
+		{"/api/v1/relations/pods/default/x?depth=6", "test", 400, "bad_request", "depth"},
+		{"/api/v1/relations/pods/default/x?depth=0", "test", 400, "bad_request", "depth"},
+		{"/api/v1/relations/pods/default/x?depth=two", "test", 400, "bad_request", "depth"},
+		{"/api/v1/relations/pods/default/x", "nowhere", 404, "not_found", `cluster "nowhere"`},
+		{"/api/v1/relations/widgets/default/x", "test", 404, "not_found", `resource "widgets"`},
+		{"/api/v1/relations/pods/default/nope", "test", 404, "not_found", `pods "nope" not found in namespace "default"`},
+		{"/api/v1/relations/nodes/nope", "test", 404, "not_found", `nodes "nope" not found`},
+		{"/api/v1/relations/pods/nope", "test", 400, "bad_request", "namespaced"},
+		{"/api/v1/relations/nodes/a/b", "test", 400, "bad_request", "cluster-scoped"},
+		{"/api/v1/relations/pods", "test", 400, "bad_request", "name an object"},
+	} {
+		res := e.api.Do(http.MethodGet, tc.path, nil, "X-Cluster-Name", tc.cluster).Expect(t, tc.status, tc.code)
+		if !strings.Contains(res.Message(), tc.message) {
+			t.Errorf("%s: message %q, want it to say %q", tc.path, res.Message(), tc.message)
+		}
+	}
 }
