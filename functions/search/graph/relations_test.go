@@ -23,6 +23,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -32,6 +33,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 
 	"github.com/kitefn/kitefn/functions/search/graph"
 	"github.com/kitefn/kitefn/tests/apitest"
@@ -590,5 +592,188 @@ func TestRelationsRequestErrors(t *testing.T) {
 		if !strings.Contains(res.Message(), tc.message) {
 			t.Errorf("%s: message %q, want it to say %q", tc.path, res.Message(), tc.message)
 		}
+	}
+}
+
+// create makes every object of a multi-document YAML, mapping kinds through discovery.
+func (e *env) create(t *testing.T, ns, docs string) {
+	t.Helper()
+	groups, err := restmapper.GetAPIGroupResources(e.cs.Discovery())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mapper := restmapper.NewDiscoveryRESTMapper(groups)
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(docs), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			return
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if u.Object == nil {
+			continue
+		}
+		gvk := u.GroupVersionKind()
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ri := e.dyn.Resource(m.Resource).Namespace("")
+		if m.Scope.Name() == meta.RESTScopeNameNamespace {
+			ri = e.dyn.Resource(m.Resource).Namespace(ns)
+		}
+		if _, err := ri.Create(t.Context(), &u, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("creating %s %s: %v", gvk.Kind, u.GetName(), err)
+		}
+	}
+}
+
+const routing = `
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-0, labels: {app: web}}
+spec: {containers: [{name: c, image: nginx}]}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: tls}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web}
+spec:
+  defaultBackend: {service: {name: gone, port: {number: 80}}}
+  tls: [{secretName: tls}]
+  rules: [{http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec: {gatewayClassName: x, listeners: [{name: http, port: 80, protocol: HTTP}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web}
+spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: web, port: 80}]}]}
+---
+apiVersion: traefik.io/v1alpha1
+kind: Middleware
+metadata: {name: strip}
+spec: {stripPrefix: {prefixes: [/api]}}
+---
+apiVersion: traefik.io/v1alpha1
+kind: IngressRoute
+metadata: {name: web}
+spec:
+  routes: [{match: "PathPrefix(` + "`/`" + `)", services: [{name: web, port: 80}], middlewares: [{name: strip}, {name: gone-mw}]}]
+  tls: {secretName: tls}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: rel-routes-hook}
+webhooks:
+- name: check.example.com
+  clientConfig: {service: {namespace: rel-routes, name: web, path: /}}
+  rules: [{operations: [CREATE], apiGroups: [example.com], apiVersions: [v1], resources: [widgets]}]
+  sideEffects: None
+  failurePolicy: Ignore
+  admissionReviewVersions: [v1]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: np}
+spec: {podSelector: {matchLabels: {app: web}}}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: pdb}
+spec: {minAvailable: 1, selector: {matchLabels: {app: web}}}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: robot}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: reader}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: rb}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}
+subjects: [{kind: ServiceAccount, name: robot}, {kind: User, apiGroup: rbac.authorization.k8s.io, name: bob}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: rel-routes-view}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: rel-routes-crb}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: rel-routes-view}
+subjects: [{kind: ServiceAccount, name: robot, namespace: rel-routes}]
+`
+
+// Traffic (Ingress, HTTPRoute, IngressRoute, webhooks), selectors (NetworkPolicy, PodDisruptionBudget) and
+// RBAC bindings, from either end.
+func TestRelationsRoutingAndBindings(t *testing.T) {
+	e := setup(t, nil)
+	const ns = "rel-routes"
+	e.namespace(t, ns)
+	e.create(t, ns, routing)
+	const (
+		svc   = "services/{ns}/web"
+		ing   = "ingresses.networking.k8s.io/{ns}/web"
+		route = "httproutes.gateway.networking.k8s.io/{ns}/web"
+		gw    = "gateways.gateway.networking.k8s.io/{ns}/gw"
+		ir    = "ingressroutes.traefik.io/{ns}/web"
+		hook  = "validatingwebhookconfigurations.admissionregistration.k8s.io/rel-routes-hook"
+		pod   = "pods/{ns}/web-0"
+		tls   = "secrets/{ns}/tls"
+		sa    = "serviceaccounts/{ns}/robot"
+		rb    = "rolebindings.rbac.authorization.k8s.io/{ns}/rb"
+		crb   = "clusterrolebindings.rbac.authorization.k8s.io/rel-routes-crb"
+		cr    = "clusterroles.rbac.authorization.k8s.io/rel-routes-view"
+	)
+	for _, tc := range []struct {
+		start        string
+		nodes, edges []string
+	}{
+		{"svc/{ns}/web", []string{svc, pod, ing, route, ir, hook},
+			[]string{svc + " -selects-> " + pod, ing + " -routes-> " + svc, route + " -routes-> " + svc,
+				ir + " -routes-> " + svc, hook + " -routes-> " + svc}},
+		{"ingresses/{ns}/web", []string{ing, svc, tls, "services/{ns}/gone (missing)"},
+			[]string{ing + " -routes-> " + svc, ing + " -routes-> services/{ns}/gone", ing + " -uses-> " + tls}},
+		{"httproutes/{ns}/web", []string{route, svc, gw}, []string{route + " -routes-> " + svc, route + " -routes-> " + gw}},
+		{"gateways.gateway.networking.k8s.io/{ns}/gw", []string{gw, route}, []string{route + " -routes-> " + gw}},
+		{"ingressroute/{ns}/web", []string{ir, svc, tls, "middlewares.traefik.io/{ns}/strip",
+			"middlewares.traefik.io/{ns}/gone-mw (missing)"},
+			[]string{ir + " -routes-> " + svc, ir + " -uses-> " + tls, ir + " -uses-> middlewares.traefik.io/{ns}/strip",
+				ir + " -uses-> middlewares.traefik.io/{ns}/gone-mw"}},
+		{"middlewares/{ns}/strip", []string{"middlewares.traefik.io/{ns}/strip", ir},
+			[]string{ir + " -uses-> middlewares.traefik.io/{ns}/strip"}},
+		{"secrets/{ns}/tls", []string{tls, ing, ir}, []string{ing + " -uses-> " + tls, ir + " -uses-> " + tls}},
+		{"pods/{ns}/web-0", []string{pod, svc, "networkpolicies.networking.k8s.io/{ns}/np", "poddisruptionbudgets.policy/{ns}/pdb"},
+			[]string{svc + " -selects-> " + pod, "networkpolicies.networking.k8s.io/{ns}/np -selects-> " + pod,
+				"poddisruptionbudgets.policy/{ns}/pdb -selects-> " + pod}},
+		{"rolebindings/{ns}/rb", []string{rb, "roles.rbac.authorization.k8s.io/{ns}/reader", sa},
+			[]string{rb + " -binds-> roles.rbac.authorization.k8s.io/{ns}/reader", rb + " -binds-> " + sa}},
+		{"sa/{ns}/robot", []string{sa, rb, crb}, []string{rb + " -binds-> " + sa, crb + " -binds-> " + sa}},
+		{"clusterroles/rel-routes-view", []string{cr, crb}, []string{crb + " -binds-> " + cr}},
+		{"validatingwebhookconfigurations/rel-routes-hook", []string{hook, svc}, []string{hook + " -routes-> " + svc}},
+	} {
+		t.Run(tc.start, func(t *testing.T) {
+			g := e.graphOf(t, "/api/v1/relations/"+expand(ns, tc.start)[0]+"?depth=1")
+			expectSet(t, "nodes", nodeSet(g), expand(ns, tc.nodes...))
+			expectSet(t, "edges", edgeSet(g), expand(ns, tc.edges...))
+		})
 	}
 }
