@@ -25,13 +25,6 @@ type ref struct {
 	selector  labels.Selector
 }
 
-func (r ref) versions() []string {
-	if r.version == "" {
-		return nil
-	}
-	return []string{r.version}
-}
-
 // reaches says whether r names or selects target (a cluster-scoped target ignores the namespace the reference
 // was stated in).
 func (r ref) reaches(target *unstructured.Unstructured) bool {
@@ -90,25 +83,39 @@ var workloads = []schema.GroupKind{
 	{Group: "apps.kruise.io", Kind: "DaemonSet"},
 }
 
-// ownable are the kinds searched (in the owner's namespace) for what an object owns: those controllers commonly
-// create. ControllerRevisions and Events are left out as noise; an owned object of another kind still shows
-// its owner when it is the start or reached another way.
+// children are the kinds searched (in the owner's namespace) for what an object of a built-in kind owns: those
+// its controller creates. A kind of a CRD is searched for every kind of ownable (a CloneSet owns Pods, a Plan
+// Jobs). An owned object of another kind still shows its owner when it is reached another way.
+var children = map[schema.GroupKind][]schema.GroupKind{
+	{Group: "apps", Kind: "Deployment"}:  {{Group: "apps", Kind: "ReplicaSet"}},
+	{Group: "apps", Kind: "ReplicaSet"}:  {podGK},
+	{Group: "apps", Kind: "StatefulSet"}: {podGK, pvcGK},
+	{Group: "apps", Kind: "DaemonSet"}:   {podGK},
+	{Group: "batch", Kind: "Job"}:        {podGK},
+	cronJobGK:                            {{Group: "batch", Kind: "Job"}},
+	serviceGK:                            {sliceGK},
+}
+
+// ownable are the kinds searched for what an object of a CRD's kind owns: those controllers commonly create
+// (ControllerRevisions and Events are left out as noise).
 var ownable = []schema.GroupKind{
 	podGK, {Group: "apps", Kind: "ReplicaSet"}, {Group: "apps", Kind: "Deployment"},
 	{Group: "apps", Kind: "StatefulSet"}, {Group: "apps", Kind: "DaemonSet"}, {Group: "batch", Kind: "Job"},
-	serviceGK, sliceGK, pvcGK, configMapGK, secretGK,
+	serviceGK, pvcGK, configMapGK, secretGK,
 	{Group: "apps.kruise.io", Kind: "CloneSet"}, {Group: "apps.kruise.io", Kind: "StatefulSet"},
 }
 
-// leaf says objects of gvr do not own others worth a search.
-func leaf(gvr schema.GroupVersionResource) bool {
-	switch resourceName(gvr) {
-	case "pods", "configmaps", "secrets", "persistentvolumeclaims", "serviceaccounts", "endpointslices.discovery.k8s.io",
-		"events", "endpoints", "controllerrevisions.apps", "horizontalpodautoscalers.autoscaling",
-		"poddisruptionbudgets.policy", "networkpolicies.networking.k8s.io":
-		return true
+// childKinds are the kinds searched for what an object of kind gk owns.
+func childKinds(gk schema.GroupKind) []schema.GroupKind {
+	if builtin(gk.Group) {
+		return children[gk]
 	}
-	return false
+	return ownable
+}
+
+// builtin says a group is Kubernetes' own (no dot, or *.k8s.io), not a CRD's.
+func builtin(group string) bool {
+	return !strings.Contains(group, ".") || strings.HasSuffix(group, ".k8s.io")
 }
 
 // metadataOnly says which kinds are listed without their content: Secrets (their data is never read, nor

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -132,6 +133,31 @@ type build struct {
 	edges   map[Edge]bool
 	edgeOrd []Edge
 	cut     bool
+
+	mu       sync.Mutex
+	mappings map[schema.GroupVersionKind]mapping // the Mapper's answers (a RESTMapper's lookups are not cheap)
+}
+
+type mapping struct {
+	m   *meta.RESTMapping
+	err error
+}
+
+// mapping is the Mapper's mapping of gk (in version, when given), remembered for the build.
+func (st *build) mapping(gk schema.GroupKind, version string) (*meta.RESTMapping, error) {
+	key := gk.WithVersion(version)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if v, ok := st.mappings[key]; ok {
+		return v.m, v.err
+	}
+	var versions []string
+	if version != "" {
+		versions = []string{version}
+	}
+	m, err := st.Mapper.RESTMapping(gk, versions...)
+	st.mappings[key] = mapping{m, err}
+	return m, err
 }
 
 // link is a relation found while expanding a node: to (or from, when inbound) another object.
@@ -155,8 +181,8 @@ func (o object) id() string { return ID(o.gvr, o.namespace, o.name) }
 // Build walks depth levels out from start (an object of gvr) in both directions.
 func (b *Builder) Build(ctx context.Context, gvr schema.GroupVersionResource, start *unstructured.Unstructured,
 	depth int) *Graph {
-	st := &build{Builder: b, cache: newCache(b.Lister), nodes: map[string]*Node{}, uids: map[string]string{},
-		edges: map[Edge]bool{}}
+	st := &build{Builder: b, cache: newCache(b.Lister, b.Concurrency), nodes: map[string]*Node{}, uids: map[string]string{},
+		edges: map[Edge]bool{}, mappings: map[schema.GroupVersionKind]mapping{}}
 	first := object{gvr: gvr, kind: start.GetKind(), namespace: start.GetNamespace(), name: start.GetName(), obj: start}
 	frontier := []object{first}
 	st.add(first)
@@ -256,20 +282,37 @@ func (st *build) result() *Graph {
 }
 
 // expand finds every relation of o: what it references (owners, names, selectors), what references it
-// (objects that name or select it), and what it owns.
+// (objects that name or select it), and what it owns. Each part runs at once (the cache bounds the reads in
+// flight); the answer keeps their order.
 func (st *build) expand(ctx context.Context, o object) []link {
-	var out []link
-	for _, r := range refsOf(o.obj) {
-		out = append(out, st.resolve(ctx, o, r)...)
+	var parts []func() []link
+	for _, r := range st.cache.refsOf(o.obj) {
+		parts = append(parts, func() []link { return st.resolve(ctx, r) })
 	}
-	out = append(out, st.referrers(ctx, o)...)
-	out = append(out, st.owned(ctx, o)...)
+	for _, s := range sourcesOf(o.obj) {
+		parts = append(parts, func() []link { return st.referrers(ctx, o.obj, s) })
+	}
+	if o.namespace != "" { // a cluster-scoped owner's objects could be anywhere: not searched
+		for _, gk := range childKinds(o.obj.GroupVersionKind().GroupKind()) {
+			parts = append(parts, func() []link { return st.owned(ctx, o, gk) })
+		}
+	}
+	found := make([][]link, len(parts))
+	var wg sync.WaitGroup
+	for i, part := range parts {
+		wg.Go(func() { found[i] = part() })
+	}
+	wg.Wait()
+	var out []link
+	for _, f := range found {
+		out = append(out, f...)
+	}
 	return out
 }
 
 // resolve turns a reference of o into the objects it names or selects.
-func (st *build) resolve(ctx context.Context, o object, r ref) []link {
-	m, err := st.Mapper.RESTMapping(r.gk, r.versions()...)
+func (st *build) resolve(ctx context.Context, r ref) []link {
+	m, err := st.mapping(r.gk, r.version)
 	if err != nil && r.selector != nil {
 		return nil // selecting a kind the cluster does not serve
 	}
@@ -311,52 +354,44 @@ func (st *build) resolve(ctx context.Context, o object, r ref) []link {
 	return []link{{typ: r.typ, inbound: r.inbound, other: other}}
 }
 
-// referrers lists the kinds that may reference o and keeps the objects whose references reach it.
-func (st *build) referrers(ctx context.Context, o object) []link {
-	target := o.obj
+// referrers lists the objects of a source kind and keeps those whose references reach target.
+func (st *build) referrers(ctx context.Context, target *unstructured.Unstructured, s source) []link {
+	m, err := st.mapping(s.gk, "")
+	if err != nil {
+		return nil // not installed
+	}
+	q := query(m, target.GetNamespace())
+	if s.scope != nil {
+		q = s.scope(q, target)
+	}
+	if m.Scope.Name() != meta.RESTScopeNameNamespace {
+		q.Namespace = ""
+	}
 	gk := target.GroupVersionKind().GroupKind()
 	var out []link
-	for _, s := range sourcesOf(target) {
-		m, err := st.Mapper.RESTMapping(s.gk)
-		if err != nil {
-			continue // not installed
-		}
-		q := query(m, target.GetNamespace())
-		if s.scope != nil {
-			q = s.scope(q, target)
-		}
-		if m.Scope.Name() != meta.RESTScopeNameNamespace {
-			q.Namespace = ""
-		}
-		for _, x := range st.cache.list(ctx, q) {
-			for _, r := range refsOf(x) {
-				if !r.inbound && r.gk == gk && r.reaches(target) {
-					out = append(out, link{typ: r.typ, inbound: true, other: objectOf(m.Resource, x)})
-				}
+	for _, x := range st.cache.list(ctx, q) {
+		for _, r := range st.cache.refsOf(x) {
+			if !r.inbound && r.gk == gk && r.reaches(target) {
+				out = append(out, link{typ: r.typ, inbound: true, other: objectOf(m.Resource, x)})
 			}
 		}
 	}
 	return out
 }
 
-// owned lists the kinds objects are commonly owned by others in o's namespace and keeps those o owns.
-func (st *build) owned(ctx context.Context, o object) []link {
-	if o.namespace == "" || leaf(o.gvr) {
+// owned lists the objects of a kind in o's namespace and keeps those o owns.
+func (st *build) owned(ctx context.Context, o object, gk schema.GroupKind) []link {
+	m, err := st.mapping(gk, "")
+	if err != nil {
 		return nil
 	}
 	uid := o.obj.GetUID()
 	var out []link
-	for _, gk := range ownable {
-		m, err := st.Mapper.RESTMapping(gk)
-		if err != nil {
-			continue
-		}
-		for _, x := range st.cache.list(ctx, query(m, o.namespace)) {
-			for _, or := range x.GetOwnerReferences() {
-				if or.UID == uid {
-					out = append(out, link{typ: Owns, other: objectOf(m.Resource, x)})
-					break
-				}
+	for _, x := range st.cache.list(ctx, query(m, o.namespace)) {
+		for _, or := range x.GetOwnerReferences() {
+			if or.UID == uid {
+				out = append(out, link{typ: Owns, other: objectOf(m.Resource, x)})
+				break
 			}
 		}
 	}
@@ -377,10 +412,18 @@ func objectOf(gvr schema.GroupVersionResource, x *unstructured.Unstructured) obj
 // wait for the same one.
 type cache struct {
 	lister Lister
+	reads  *semaphore.Weighted // reads in flight
 
 	mu      sync.Mutex
-	entries map[string]*entry
+	entries map[readKey]*entry
 	errs    map[string]ListError
+	refs    map[*unstructured.Unstructured][]ref // refsOf of what was read, computed once
+}
+
+// readKey names one read: a list, or a GET of name.
+type readKey struct {
+	q    Query
+	name string
 }
 
 type entry struct {
@@ -390,13 +433,14 @@ type entry struct {
 	failed bool // the read failed (reported); a resource the cluster does not serve reads as empty instead
 }
 
-func newCache(l Lister) *cache {
-	return &cache{lister: l, entries: map[string]*entry{}, errs: map[string]ListError{}}
+func newCache(l Lister, concurrency int) *cache {
+	return &cache{lister: l, reads: semaphore.NewWeighted(int64(max(1, concurrency))), entries: map[readKey]*entry{},
+		errs: map[string]ListError{}, refs: map[*unstructured.Unstructured][]ref{}}
 }
 
 // list returns the objects of q, listing them on first use; a failure is recorded and reads as no objects.
 func (c *cache) list(ctx context.Context, q Query) []*unstructured.Unstructured {
-	return c.load(ctx, fmt.Sprintf("list %v", q), q.GVR, func() ([]*unstructured.Unstructured, error) {
+	return c.load(ctx, readKey{q: q}, q.GVR, func() ([]*unstructured.Unstructured, error) {
 		return c.lister.List(ctx, q)
 	}).objs
 }
@@ -407,11 +451,11 @@ func (c *cache) list(ctx context.Context, q Query) []*unstructured.Unstructured 
 func (c *cache) get(ctx context.Context, q Query, name string) (obj *unstructured.Unstructured, found, known bool) {
 	var e *entry
 	if q.Namespace != "" {
-		e = c.load(ctx, fmt.Sprintf("list %v", q), q.GVR, func() ([]*unstructured.Unstructured, error) {
+		e = c.load(ctx, readKey{q: q}, q.GVR, func() ([]*unstructured.Unstructured, error) {
 			return c.lister.List(ctx, q)
 		})
 	} else {
-		e = c.load(ctx, "get "+ID(q.GVR, "", name), q.GVR, func() ([]*unstructured.Unstructured, error) {
+		e = c.load(ctx, readKey{q: q, name: name}, q.GVR, func() ([]*unstructured.Unstructured, error) {
 			x, err := c.lister.Get(ctx, q.GVR, "", name)
 			if err != nil {
 				return nil, err
@@ -427,7 +471,7 @@ func (c *cache) get(ctx context.Context, q Query, name string) (obj *unstructure
 }
 
 // load runs read once per key; other callers wait for its answer (or their context).
-func (c *cache) load(ctx context.Context, key string, gvr schema.GroupVersionResource,
+func (c *cache) load(ctx context.Context, key readKey, gvr schema.GroupVersionResource,
 	read func() ([]*unstructured.Unstructured, error)) *entry {
 	c.mu.Lock()
 	if e, ok := c.entries[key]; ok {
@@ -444,7 +488,12 @@ func (c *cache) load(ctx context.Context, key string, gvr schema.GroupVersionRes
 	c.mu.Unlock()
 	defer close(e.done)
 
-	objs, err := read()
+	err := c.reads.Acquire(ctx, 1)
+	var objs []*unstructured.Unstructured
+	if err == nil {
+		objs, err = read()
+		c.reads.Release(1)
+	}
 	switch {
 	case err == nil:
 		e.objs = objs
@@ -459,6 +508,21 @@ func (c *cache) load(ctx context.Context, key string, gvr schema.GroupVersionRes
 		e.byName[x.GetName()] = x
 	}
 	return e
+}
+
+// refsOf is refsOf(x), computed once per object read.
+func (c *cache) refsOf(x *unstructured.Unstructured) []ref {
+	c.mu.Lock()
+	r, ok := c.refs[x]
+	c.mu.Unlock()
+	if ok {
+		return r
+	}
+	r = refsOf(x)
+	c.mu.Lock()
+	c.refs[x] = r
+	c.mu.Unlock()
+	return r
 }
 
 // report records a failed list once per resource.
