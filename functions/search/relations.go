@@ -121,5 +121,9 @@ func (f *Function) graph(ctx context.Context, c *kube.Client, segs []string, dep
 	}
 	b := graph.Builder{Lister: lister, Mapper: st.kinds(f.now, f.cfg.DiscoveryResetInterval),
 		MaxNodes: f.cfg.RelationsMaxNodes, Concurrency: f.cfg.RelationsConcurrency}
-	return b.Build(ctx, m.Resource, start, depth), nil
+	g := b.Build(ctx, m.Resource, start, depth)
+	if ctx.Err() != nil {
+		g.Truncated = true // the deadline cut some reads short (they are in g.Errors)
+	}
+	return g, nil
 }

@@ -33,7 +33,7 @@ func Status(x *unstructured.Unstructured) string {
 				return str(c, "type")
 			}
 		}
-		if n, _, _ := unstructured.NestedInt64(obj, "status", "active"); n > 0 {
+		if n, _ := integer(obj, "status", "active"); n > 0 {
 			return "Running"
 		}
 		return ""
@@ -41,15 +41,33 @@ func Status(x *unstructured.Unstructured) string {
 	if phase := str(obj, "status", "phase"); phase != "" {
 		return phase
 	}
-	if want, ok, _ := unstructured.NestedInt64(obj, "spec", "replicas"); ok {
-		got, _, _ := unstructured.NestedInt64(obj, "status", "readyReplicas")
+	if want, ok := integer(obj, "spec", "replicas"); ok {
+		got, _ := integer(obj, "status", "readyReplicas")
 		return fmt.Sprintf("ready %d/%d", got, want)
 	}
 	return ""
 }
 
 func ready(obj map[string]any, got, want string) string {
-	g, _, _ := unstructured.NestedInt64(obj, "status", got)
-	w, _, _ := unstructured.NestedInt64(obj, "status", want)
+	g, _ := integer(obj, "status", got)
+	w, _ := integer(obj, "status", want)
 	return fmt.Sprintf("ready %d/%d", g, w)
+}
+
+// integer reads a whole number as any decoder leaves it: int64 (client-go's unstructured JSON), float64
+// (encoding/json, YAML through JSON) or int.
+func integer(obj map[string]any, path ...string) (int64, bool) {
+	raw, ok, err := unstructured.NestedFieldNoCopy(obj, path...)
+	if err != nil || !ok {
+		return 0, false
+	}
+	switch n := raw.(type) {
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case float64:
+		return int64(n), true
+	}
+	return 0, false
 }
