@@ -119,8 +119,8 @@ func (f *Function) graph(ctx context.Context, c *kube.Client, segs []string, dep
 		}
 		return nil, kube.APIError(c.Name, err)
 	}
-	b := graph.Builder{Lister: lister, Mapper: st.kinds(f.now, f.cfg.DiscoveryResetInterval),
-		MaxNodes: f.cfg.RelationsMaxNodes, Concurrency: f.cfg.RelationsConcurrency}
+	b := graph.Builder{Lister: lister, Mapper: st.mapper, MaxNodes: f.cfg.RelationsMaxNodes,
+		Concurrency: f.cfg.RelationsConcurrency, Refresh: st.refresher(f.now, f.cfg.DiscoveryResetInterval)}
 	g := b.Build(ctx, m.Resource, start, depth)
 	if ctx.Err() != nil {
 		g.Truncated = true // the deadline cut some reads short (they are in g.Errors)

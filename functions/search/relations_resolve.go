@@ -85,22 +85,7 @@ func (s *relationsState) mapping(gr schema.GroupResource) (*meta.RESTMapping, er
 	return s.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 }
 
-// kinds is the mapper the graph builder uses: a kind unknown to discovery (an owner of a CRD installed since)
-// refreshes it, at most once per interval.
-func (s *relationsState) kinds(now func() time.Time, every time.Duration) kindMapper {
-	return kindMapper{s: s, now: now, every: every}
-}
-
-type kindMapper struct {
-	s     *relationsState
-	now   func() time.Time
-	every time.Duration
-}
-
-func (k kindMapper) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
-	m, err := k.s.mapper.RESTMapping(gk, versions...)
-	if err != nil && meta.IsNoMatchError(err) && k.s.maybeReset(k.now(), k.every) {
-		return k.s.mapper.RESTMapping(gk, versions...)
-	}
-	return m, err
+// refresher is the graph builder's Refresh: discovery is re-read at most once per interval.
+func (s *relationsState) refresher(now func() time.Time, every time.Duration) func() bool {
+	return func() bool { return s.maybeReset(now(), every) }
 }

@@ -99,8 +99,12 @@ type Builder struct {
 	Lister   Lister
 	Mapper   Mapper
 	MaxNodes int // a graph reaching it is cut and marked truncated
-	// Concurrency bounds the objects expanded (and so the lists in flight) at once.
+	// Concurrency bounds the reads in flight at once.
 	Concurrency int
+	// Refresh, when set, re-reads the Mapper's kinds (discovery) and says whether it did: called, at most once
+	// per build, when a reference names a kind the Mapper does not know (an owner of a CRD installed since).
+	// Kinds merely searched (HTTPRoute, IngressRoute…) never call it: most clusters lack some of them.
+	Refresh func() bool
 }
 
 // ID is the node ID of an object of a resource: <resource>/<namespace>/<name>, <resource>/<name> when
@@ -134,8 +138,9 @@ type build struct {
 	edgeOrd []Edge
 	cut     bool
 
-	mu       sync.Mutex
-	mappings map[schema.GroupVersionKind]mapping // the Mapper's answers (a RESTMapper's lookups are not cheap)
+	mu        sync.Mutex
+	mappings  map[schema.GroupVersionKind]mapping // the Mapper's answers (a RESTMapper's lookups are not cheap)
+	refreshed bool
 }
 
 type mapping struct {
@@ -310,9 +315,27 @@ func (st *build) expand(ctx context.Context, o object) []link {
 	return out
 }
 
+// refresh re-reads the kinds once per build, when the Builder can, and forgets the mappings found so far.
+func (st *build) refresh() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.refreshed || st.Refresh == nil {
+		return false
+	}
+	st.refreshed = true
+	if !st.Refresh() {
+		return false
+	}
+	clear(st.mappings)
+	return true
+}
+
 // resolve turns a reference of o into the objects it names or selects.
 func (st *build) resolve(ctx context.Context, r ref) []link {
 	m, err := st.mapping(r.gk, r.version)
+	if err != nil && meta.IsNoMatchError(err) && r.selector == nil && st.refresh() {
+		m, err = st.mapping(r.gk, r.version)
+	}
 	if err != nil && r.selector != nil {
 		return nil // selecting a kind the cluster does not serve
 	}

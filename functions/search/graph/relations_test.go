@@ -811,3 +811,49 @@ func TestRelations100Pods(t *testing.T) {
 		t.Errorf("%d nodes, %d edges, truncated %v; want %d, %d", len(g.Nodes), len(g.Edges), g.Truncated, 13+98, 26+98*7)
 	}
 }
+
+// An owner of a kind installed after the cluster's discovery was read is found (discovery is re-read), not
+// reported missing.
+func TestRelationsOwnerOfNewCRD(t *testing.T) {
+	e := setup(t, nil)
+	const ns = "rel-newcrd"
+	e.namespace(t, ns)
+	e.get(t, "/api/v1/relations/pods/"+ns+"/none").Expect(t, http.StatusNotFound, "not_found") // discovery read
+
+	crd := `
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  names: {kind: Widget, listKind: WidgetList, plural: widgets, singular: widget}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+`
+	e.create(t, ns, crd)
+	widgets := schema.GroupVersionResource{Group: "example.com", Version: "v1", Resource: "widgets"}
+	var w *unstructured.Unstructured
+	err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true,
+		func(ctx context.Context) (bool, error) {
+			var err error
+			w, err = e.dyn.Resource(widgets).Namespace(ns).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": "example.com/v1", "kind": "Widget", "metadata": map[string]any{"name": "w"}}},
+				metav1.CreateOptions{})
+			return err == nil, nil // not served until the CRD is established
+		})
+	if err != nil {
+		t.Fatalf("Widget never created: %v", err)
+	}
+	must[*corev1.Pod](t)(e.cs.CoreV1().Pods(ns).Create(t.Context(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "wp", OwnerReferences: []metav1.OwnerReference{ownerRef("example.com/v1", "Widget", w)}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "nginx"}}},
+	}, metav1.CreateOptions{}))
+
+	g := e.graphOf(t, "/api/v1/relations/pods/"+ns+"/wp?depth=1")
+	expectSet(t, "nodes", nodeSet(g), expand(ns, "pods/{ns}/wp", "widgets.example.com/{ns}/w"))
+	expectSet(t, "edges", edgeSet(g), expand(ns, "widgets.example.com/{ns}/w -owns-> pods/{ns}/wp"))
+}
