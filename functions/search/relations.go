@@ -26,6 +26,9 @@ type RelationsConfig struct {
 	RelationsTimeout time.Duration `envconfig:"RELATIONS_TIMEOUT" default:"20s"`
 	// RelationsConcurrency bounds the objects expanded, and so the lists in flight, at once per request.
 	RelationsConcurrency int `envconfig:"RELATIONS_CONCURRENCY" default:"8"`
+	// RelationsCacheTTL is how long the lists and reads of one cluster are shared between relations requests (a
+	// graph may be this old); 0 reads everything afresh for each request.
+	RelationsCacheTTL time.Duration `envconfig:"RELATIONS_CACHE_TTL" default:"2s"`
 	// DiscoveryResetInterval bounds how often an unknown resource or kind may refresh a cluster's discovery.
 	DiscoveryResetInterval time.Duration `envconfig:"DISCOVERY_RESET_INTERVAL" default:"10s"`
 }
@@ -44,6 +47,8 @@ func (c RelationsConfig) check() error {
 		return fmt.Errorf("KITEFN_RELATIONS_TIMEOUT must be positive, got %s", c.RelationsTimeout)
 	case c.RelationsConcurrency < 1:
 		return fmt.Errorf("KITEFN_RELATIONS_CONCURRENCY must be positive, got %d", c.RelationsConcurrency)
+	case c.RelationsCacheTTL < 0:
+		return fmt.Errorf("KITEFN_RELATIONS_CACHE_TTL must not be negative, got %s", c.RelationsCacheTTL)
 	case c.DiscoveryResetInterval < 0:
 		return fmt.Errorf("KITEFN_DISCOVERY_RESET_INTERVAL must not be negative, got %s", c.DiscoveryResetInterval)
 	}
@@ -106,8 +111,8 @@ func (f *Function) graph(ctx context.Context, c *kube.Client, segs []string, dep
 		return nil, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
 			"%s is cluster-scoped: /api/v1/relations/%s/{name}", segs[0], segs[0])
 	}
-	lister := graph.ClusterLister{Dynamic: c.Dynamic, Metadata: c.Metadata}
-	start, err := lister.Get(ctx, m.Resource, namespace, name)
+	// The start object is read afresh: whether it exists is the answer's status.
+	start, err := graph.ClusterLister{Dynamic: c.Dynamic, Metadata: c.Metadata}.Get(ctx, m.Resource, namespace, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			where := ""
@@ -119,7 +124,7 @@ func (f *Function) graph(ctx context.Context, c *kube.Client, segs []string, dep
 		}
 		return nil, kube.APIError(c.Name, err)
 	}
-	b := graph.Builder{Lister: lister, Mapper: st.mapper, MaxNodes: f.cfg.RelationsMaxNodes,
+	b := graph.Builder{Lister: st.lister, Mapper: st.mapper, MaxNodes: f.cfg.RelationsMaxNodes,
 		Concurrency: f.cfg.RelationsConcurrency, Refresh: st.refresher(f.now, f.cfg.DiscoveryResetInterval)}
 	g := b.Build(ctx, m.Resource, start, depth)
 	if ctx.Err() != nil {

@@ -12,13 +12,16 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/restmapper"
 
+	"github.com/kitefn/kitefn/functions/search/graph"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 )
 
-// relationsState is what relations keep per cluster connection: discovery-backed kind and name mapping.
+// relationsState is what relations keep per cluster connection: discovery-backed kind and name mapping, and
+// the reads shared between requests.
 type relationsState struct {
 	cluster  string
+	lister   graph.Lister
 	mapper   *restmapper.DeferredDiscoveryRESTMapper
 	expander meta.RESTMapper // kubectl's short names (po, deploy) and categories over mapper
 
@@ -32,7 +35,11 @@ func (f *Function) relationsState(c *kube.Client) (*relationsState, error) {
 	v, err := c.Attached(relationsStateKey{}, func(c *kube.Client) (any, error) {
 		disc := memory.NewMemCacheClient(c.Kubernetes.Discovery())
 		mapper := restmapper.NewDeferredDiscoveryRESTMapper(disc)
-		return &relationsState{cluster: c.Name, mapper: mapper,
+		var lister graph.Lister = graph.ClusterLister{Dynamic: c.Dynamic, Metadata: c.Metadata}
+		if f.cfg.RelationsCacheTTL > 0 {
+			lister = &graph.SharedLister{Lister: lister, TTL: f.cfg.RelationsCacheTTL, Now: f.now}
+		}
+		return &relationsState{cluster: c.Name, lister: lister, mapper: mapper,
 			expander: restmapper.NewShortcutExpander(mapper, disc, nil)}, nil
 	})
 	if err != nil {
