@@ -40,6 +40,8 @@ type Config struct {
 	Revalidate time.Duration `envconfig:"SEARCH_REVALIDATE" default:"30s"`
 
 	budget int64
+
+	RelationsConfig
 }
 
 // Registry lists the registered clusters (clusters=_all) and reads one.
@@ -108,6 +110,9 @@ func LoadConfig() (Config, error) {
 	}
 	if cfg.Revalidate <= 0 {
 		return cfg, fmt.Errorf("KITEFN_SEARCH_REVALIDATE must be positive, got %s", cfg.Revalidate)
+	}
+	if err := cfg.RelationsConfig.check(); err != nil {
+		return cfg, fmt.Errorf("search configuration: %w", err)
 	}
 	return cfg, nil
 }
