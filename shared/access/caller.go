@@ -137,3 +137,10 @@ func CallerFrom(ctx context.Context) (*Caller, bool) {
 	c, ok := ctx.Value(callerKey{}).(*Caller)
 	return c, ok && c != nil
 }
+
+// Authenticator finds the caller a bearer credential names. It answers (nil, nil) for a credential it does not
+// recognise, so several can be chained (bootstrap tokens, named API tokens, OIDC ID tokens); an error means the
+// credential is its kind but not valid (expired, revoked, bad signature) or the check could not be made.
+type Authenticator interface {
+	Authenticate(ctx context.Context, credential string) (*Caller, error)
+}
