@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
@@ -18,6 +19,7 @@ import (
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/runtime"
+	"github.com/kitefn/kitefn/shared/store"
 )
 
 // Config is the resources function's configuration (env prefix KITEFN_).
@@ -38,6 +40,9 @@ type Config struct {
 	// PrometheusTimeout bounds one Prometheus query; PrometheusMaxBytes the answer read from Prometheus.
 	PrometheusTimeout  time.Duration `envconfig:"PROMETHEUS_QUERY_TIMEOUT" default:"30s"`
 	PrometheusMaxBytes int64         `envconfig:"PROMETHEUS_MAX_BYTES" default:"16777216"`
+	// PublicURL is this service's external URL, which handed-out kubeconfigs point at; empty means the
+	// request's X-Forwarded-Proto/X-Forwarded-Host, else its Host.
+	PublicURL string `envconfig:"PUBLIC_URL"`
 }
 
 // maxRequestTimeout is Knative's default max-revision-timeout-seconds: no request can take longer.
@@ -48,10 +53,19 @@ type Function struct {
 	cfg     Config
 	mux     *httpapi.Mux
 	clients clusterhttp.Clients
-	// registry reads cluster records (their saved Prometheus URL).
-	registry clusterhttp.Registry
+	// registry reads cluster records (their saved Prometheus URL; all of them for a kubeconfig handout).
+	registry Registry
 	log      *zap.SugaredLogger
 	now      func() time.Time
+	// impersonate, when set, names who a caller acts as on clusters that ask for impersonation (the
+	// cluster record's setting); nil: kitefn's own credentials act for everyone.
+	impersonate Impersonator
+}
+
+// Registry is what the function reads of the cluster registry.
+type Registry interface {
+	clusterhttp.Registry
+	List(ctx context.Context) ([]*store.Cluster, error)
 }
 
 var (
@@ -62,8 +76,9 @@ var (
 // Deps is what the function works with, handed in by its constructor.
 type Deps struct {
 	Clients clusterhttp.Clients
-	// Registry gives the cluster record, for the Prometheus URL discovery saved.
-	Registry clusterhttp.Registry
+	// Registry gives the cluster records: the Prometheus URL discovery saved, the clusters a kubeconfig
+	// handout lists.
+	Registry Registry
 }
 
 // New makes the function over its dependencies; Start reads its configuration.
@@ -77,6 +92,10 @@ func New(d Deps) *Function {
 	f.mux.Handle(http.MethodGet, "/api/v1/crds/families", f.withCluster(f.families))
 	f.mux.Handle(http.MethodGet, "/api/v1/clusters/{ref}/prometheus/query", f.promQuery)
 	f.mux.Handle(http.MethodGet, "/api/v1/clusters/{ref}/prometheus/query_range", f.promQueryRange)
+	f.mux.Handle(http.MethodGet, "/api/v1/clusters/{ref}/kubeconfig", f.kubeconfig)
+	for _, m := range proxyMethods {
+		f.mux.Handle(m, proxyPrefix+"{cluster}/{path...}", f.proxy)
+	}
 	return f
 }
 
@@ -96,6 +115,14 @@ func LoadConfig() (Config, error) {
 		if d.v <= 0 || d.v > maxRequestTimeout {
 			return cfg, fmt.Errorf("resources configuration: %s must be above 0 and at most %s (keep it below the "+
 				"service's timeoutSeconds), got %s", d.name, maxRequestTimeout, d.v)
+		}
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			u.RawQuery != "" || u.Fragment != "" {
+			return cfg, fmt.Errorf("resources configuration: KITEFN_PUBLIC_URL must be an http(s) URL such as "+
+				"https://kitefn.example.com, got %q", cfg.PublicURL)
 		}
 	}
 	if cfg.PrometheusMaxBytes < 1 {
