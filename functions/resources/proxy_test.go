@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -60,6 +61,8 @@ func withCaller(next http.Handler) http.Handler {
 
 type proxyEnv struct {
 	url string
+	hc  *http.Client // trusts the server's certificate
+	ca  []byte       // the server's certificate (PEM)
 	fn  *resources.Function
 	cs  kubernetes.Interface // admin, straight to the cluster
 }
@@ -80,14 +83,17 @@ func proxySetup(t *testing.T) *proxyEnv {
 	if err := fn.Start(logging.WithLogger(context.Background(), log), nil); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(httpapi.RequestID(log, httpapi.AccessLog(withCaller(http.HandlerFunc(fn.Handle)))))
+	// TLS: clientcmd drops a kubeconfig's token for a plain-HTTP server.
+	srv := httptest.NewTLSServer(httpapi.RequestID(log, httpapi.AccessLog(withCaller(http.HandlerFunc(fn.Handle)))))
 	t.Cleanup(srv.Close)
-	return &proxyEnv{url: srv.URL, fn: fn, cs: kubernetes.NewForConfigOrDie(kube.RESTConfig())}
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	return &proxyEnv{url: srv.URL, hc: srv.Client(), ca: ca, fn: fn, cs: kubernetes.NewForConfigOrDie(kube.RESTConfig())}
 }
 
 // config reaches cluster through the proxy as the caller of token.
 func (e *proxyEnv) config(token, cluster string) *rest.Config {
-	return &rest.Config{Host: e.url + "/k8s/clusters/" + cluster, BearerToken: token, Timeout: 30 * time.Second}
+	return &rest.Config{Host: e.url + "/k8s/clusters/" + cluster, BearerToken: token, Timeout: 30 * time.Second,
+		TLSClientConfig: rest.TLSClientConfig{CAData: e.ca}}
 }
 
 func (e *proxyEnv) client(t *testing.T, token string) kubernetes.Interface {
@@ -203,7 +209,7 @@ func TestProxyAuthorisation(t *testing.T) {
 	// The body is a Kubernetes Status (kubectl prints its message) that is also kitefn's error shape.
 	req, _ := http.NewRequest(http.MethodDelete, e.url+"/k8s/clusters/test/api/v1/namespaces/proxy-a/configmaps/victim", nil)
 	req.Header.Set("Authorization", "Bearer viewer-token")
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +242,7 @@ func (e *proxyEnv) whoAmI(t *testing.T, hdr ...string) authnv1.UserInfo {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,8 +337,12 @@ func TestProxyLogsAndExec(t *testing.T) {
 		Name("shell").SubResource("exec").VersionedParams(&corev1.PodExecOptions{Command: []string{"cat", "marker"},
 		Stdout: true, Stderr: true}, scheme.ParameterCodec).URL()
 	for name, mk := range map[string]func(*rest.Config) (remotecommand.Executor, error){
-		"spdy":      func(c *rest.Config) (remotecommand.Executor, error) { return remotecommand.NewSPDYExecutor(c, "POST", execURL) },
-		"websocket": func(c *rest.Config) (remotecommand.Executor, error) { return remotecommand.NewWebSocketExecutor(c, "GET", execURL.String()) },
+		"spdy": func(c *rest.Config) (remotecommand.Executor, error) {
+			return remotecommand.NewSPDYExecutor(c, "POST", execURL)
+		},
+		"websocket": func(c *rest.Config) (remotecommand.Executor, error) {
+			return remotecommand.NewWebSocketExecutor(c, "GET", execURL.String())
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			for token, allowed := range map[string]bool{"operator-token": true, "viewer-token": false} {
