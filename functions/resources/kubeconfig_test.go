@@ -1,11 +1,15 @@
 package resources_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -13,6 +17,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/kitefn/kitefn/functions/resources"
+	"github.com/kitefn/kitefn/tests/apitest"
 )
 
 // handout downloads a kubeconfig as the caller of token.
@@ -139,4 +144,70 @@ func TestKubeconfigPublicURL(t *testing.T) {
 	if _, err := resources.LoadConfig(); err == nil || !strings.Contains(err.Error(), "KITEFN_PUBLIC_URL") {
 		t.Fatalf("a bad KITEFN_PUBLIC_URL: %v", err)
 	}
+}
+
+// kubectl runs the kubectl on PATH with a kubeconfig handed out to the caller of token.
+func (e *proxyEnv) kubectl(t *testing.T, token string, args ...string) (string, error) {
+	t.Helper()
+	_, body := e.handout(t, token, "/api/v1/clusters/test/kubeconfig?embedToken=true")
+	cfg, err := clientcmd.Load(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Clusters["kitefn-test"].CertificateAuthorityData = e.ca
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", path}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func TestKubectlThroughTheProxy(t *testing.T) {
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Skip("no kubectl on PATH")
+	}
+	e := proxySetup(t)
+	e.fakePod(t, "proxy-k", "kpod")
+	for _, tc := range []struct {
+		token string
+		args  []string
+		want  string
+		fails bool
+	}{
+		{"viewer-token", []string{"get", "pod", "kpod", "-n", "proxy-k", "-o", "name"}, "pod/kpod", false},
+		{"viewer-token", []string{"logs", "kpod", "-n", "proxy-k"}, "hello through the proxy", false},
+		{"operator-token", []string{"exec", "kpod", "-n", "proxy-k", "--", "cat", "marker"}, "exec marker", false},
+		{"viewer-token", []string{"delete", "pod", "kpod", "-n", "proxy-k"},
+			"Error from server (Forbidden): kitefn: delete pods needs the operator role", true},
+		{"team-a-token", []string{"get", "pods", "-n", "proxy-k"},
+			`Error from server (Forbidden): kitefn: namespace "proxy-k" is outside your namespace scope`, true},
+	} {
+		out, err := e.kubectl(t, tc.token, tc.args...)
+		if (err != nil) != tc.fails || !strings.Contains(out, tc.want) {
+			t.Errorf("%s kubectl %v: %v\n%s\nwant %q", tc.token, tc.args, err, out, tc.want)
+		}
+	}
+}
+
+func TestProxyRouteInTheRuntime(t *testing.T) {
+	if kube == nil {
+		t.Skip("needs the real kube-apiserver (not in -short mode)")
+	}
+	// Every function in one process (the routes must not clash); the runtime's bootstrap-token auth puts no
+	// caller in the context yet, and the proxy refuses requests without one.
+	var fns []apitest.Fn
+	for _, name := range []string{"clusters", "resources", "search"} {
+		fns = append(fns, apitest.Function(name))
+	}
+	api := apitest.Start(t, nil, fns...)
+	api.AddCluster("test", kube.AdminKubeconfig())
+	r := api.Do(http.MethodGet, "/k8s/clusters/test/api/v1/namespaces", nil)
+	if r.Status != 403 || r.JSON["kind"] != "Status" || r.JSON["reason"] != "Forbidden" ||
+		!strings.Contains(r.JSON["message"].(string), "no authenticated caller") {
+		t.Fatalf("%d %s", r.Status, r.Body)
+	}
+	api.Do(http.MethodGet, "/api/v1/clusters/test/kubeconfig", nil).Expect(t, 403, "forbidden")
 }
