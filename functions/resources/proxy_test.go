@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -60,6 +61,7 @@ func withCaller(next http.Handler) http.Handler {
 }
 
 type proxyEnv struct {
+	api *apitest.Server
 	url string
 	hc  *http.Client // trusts the server's certificate
 	ca  []byte       // the server's certificate (PEM)
@@ -87,7 +89,7 @@ func proxySetup(t *testing.T) *proxyEnv {
 	srv := httptest.NewTLSServer(httpapi.RequestID(log, httpapi.AccessLog(withCaller(http.HandlerFunc(fn.Handle)))))
 	t.Cleanup(srv.Close)
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	return &proxyEnv{url: srv.URL, hc: srv.Client(), ca: ca, fn: fn, cs: kubernetes.NewForConfigOrDie(kube.RESTConfig())}
+	return &proxyEnv{api: api, url: srv.URL, hc: srv.Client(), ca: ca, fn: fn, cs: kubernetes.NewForConfigOrDie(kube.RESTConfig())}
 }
 
 // config reaches cluster through the proxy as the caller of token.
@@ -362,5 +364,18 @@ func TestProxyLogsAndExec(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestProxyClusterRejectingKitefnCredentialsIsA502(t *testing.T) {
+	e := proxySetup(t)
+	stale := strings.ReplaceAll(string(kube.AdminKubeconfig()), kube.Token(harness.AdminUser), "revoked-token-0123")
+	e.api.AddCluster("stale", []byte(stale))
+	_, err := kubernetes.NewForConfigOrDie(e.config("admin-token", "stale")).CoreV1().Namespaces().List(t.Context(),
+		metav1.ListOptions{})
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || status.Status().Code != http.StatusBadGateway ||
+		!strings.Contains(err.Error(), `cluster "stale" rejected kitefn's credentials`) || apierrors.IsUnauthorized(err) {
+		t.Fatalf("%v, want a 502 saying the cluster rejected kitefn's credentials (a 401 would blame the caller's token)", err)
 	}
 }
