@@ -41,6 +41,7 @@ func Options() runtime.Options[*platform.Platform] {
 		Setup:     platform.Setup,
 		Bind:      func(p *platform.Platform, fns []runtime.Function) { p.Bind(fns) },
 		Check:     platform.Check,
+		Access:    platform.Access,
 	}
 }
 

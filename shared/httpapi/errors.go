@@ -1,5 +1,5 @@
 // Package httpapi holds what every function's HTTP API shares: the JSON error shape, body decoding with limits,
-// and the middleware (request id, logging, panic recovery, bearer-token auth).
+// and the middleware (request id, logging, panic recovery).
 package httpapi
 
 import (

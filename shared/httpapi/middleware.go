@@ -3,11 +3,9 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"net/http"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -85,36 +83,5 @@ func AccessLog(next http.Handler) http.Handler {
 				"bytes", rec.bytes, "duration", time.Since(start).String())
 		}()
 		next.ServeHTTP(rec, r)
-	})
-}
-
-// BearerAuth lets a request through when its Authorization header carries one of tokens. It compares in
-// constant time so response timing does not reveal how much of a token matched.
-func BearerAuth(tokens []string, next http.Handler) http.Handler {
-	want := make([][]byte, 0, len(tokens))
-	for _, t := range tokens {
-		if t = strings.TrimSpace(t); t != "" {
-			want = append(want, []byte(t))
-		}
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="kitefn"`)
-			WriteError(w, r, Errorf(http.StatusUnauthorized, CodeUnauthorized,
-				"missing bearer token: send the header Authorization: Bearer <token>"))
-			return
-		}
-		got := []byte(strings.TrimSpace(token))
-		match := 0
-		for _, t := range want {
-			match |= subtle.ConstantTimeCompare(got, t)
-		}
-		if match != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="kitefn", error="invalid_token"`)
-			WriteError(w, r, Errorf(http.StatusUnauthorized, CodeUnauthorized, "the bearer token is not valid"))
-			return
-		}
-		next.ServeHTTP(w, r)
 	})
 }

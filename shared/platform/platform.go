@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kitefn/kitefn/events"
+	"github.com/kitefn/kitefn/shared/access"
 	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/kubeconfig"
 	"github.com/kitefn/kitefn/shared/runtime"
@@ -176,6 +177,9 @@ func Check(rcfg runtime.Config) error {
 		(cfg.Store.Store == backend.DynamoDB && !backend.DynamoDBBuilt) {
 		return fmt.Errorf("KITEFN_STORE=%s: this binary was built without it (make build STORE=%s)",
 			cfg.Store.Store, cfg.Store.Store)
+	}
+	if _, err := access.LoadOIDCConfig(); err != nil {
+		return err
 	}
 	_, err = cfg.keys(rcfg.AllMode(), false)
 	return err

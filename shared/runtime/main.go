@@ -37,6 +37,17 @@ type Options[P any] struct {
 	Bind func(shared P, fns []Function)
 	// Check validates the configuration Setup would use, without opening anything (`kitefn -check-config`).
 	Check func(cfg Config) error
+	// Access gives the authenticators beyond the bootstrap tokens (named API tokens, OIDC) and the cluster name
+	// resolver, built over what the functions share.
+	Access func(shared P) (AccessConfig, error)
+}
+
+// AccessOf is the access configuration over shared (none without an Access hook).
+func (o Options[P]) AccessOf(shared P) (AccessConfig, error) {
+	if o.Access == nil {
+		return AccessConfig{}, nil
+	}
+	return o.Access(shared)
 }
 
 func (o Options[P]) names() []string {
@@ -157,7 +168,11 @@ func run[P any](cfg Config, log *zap.SugaredLogger, opts Options[P]) error {
 	fns := opts.Build(cfg, shared)
 	startCtx := ctx
 
-	srv, err := NewServer(cfg, log, fns, tokens)
+	acc, err := opts.AccessOf(shared)
+	if err != nil {
+		return err
+	}
+	srv, err := NewServer(cfg, log, fns, tokens, WithAccess(acc))
 	if err != nil {
 		return err
 	}

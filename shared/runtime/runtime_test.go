@@ -16,6 +16,8 @@ import (
 
 	"go.uber.org/zap/zaptest"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kitefn/kitefn/shared/access"
 )
 
 const token = "runtime-test-token-0123456789"
@@ -56,6 +58,17 @@ func (f *fn) Handle(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "handled "+r.URL.Path)
 }
 
+// testAccess admits every GET to viewers: the test function's routes are not kitefn's.
+func testAccess(t *testing.T) ServerOption {
+	t.Helper()
+	table, err := access.NewTable([]access.Rule{{Method: "GET", Pattern: "/{path...}", Verb: "get", Resource: "fn",
+		Role: access.Viewer}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return WithAccess(AccessConfig{Table: table})
+}
+
 func status(t *testing.T, h http.Handler, method, path string, hdr ...string) (int, string) {
 	t.Helper()
 	req := httptest.NewRequest(method, path, nil)
@@ -70,7 +83,7 @@ func status(t *testing.T, h http.Handler, method, path string, hdr ...string) (i
 func TestHealthFollowsStartAndReady(t *testing.T) {
 	f := newFn()
 	s, err := NewServer(Config{Target: "all", ShutdownTimeout: time.Second}, zaptest.NewLogger(t).Sugar(),
-		[]Function{{Name: "fn", Value: f}}, []string{token})
+		[]Function{{Name: "fn", Value: f}}, []string{token}, testAccess(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +123,7 @@ func TestHealthFollowsStartAndReady(t *testing.T) {
 func TestSingleFunctionGetsEverythingAndEventsSkipAuth(t *testing.T) {
 	f := newFn()
 	s, err := NewServer(Config{Target: "fn", ShutdownTimeout: time.Second}, zaptest.NewLogger(t).Sugar(),
-		[]Function{{Name: "fn", Value: f}}, []string{token})
+		[]Function{{Name: "fn", Value: f}}, []string{token}, testAccess(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +142,7 @@ func TestSingleFunctionGetsEverythingAndEventsSkipAuth(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	f := newFn()
 	s, err := NewServer(Config{Target: "all", ShutdownTimeout: 5 * time.Second}, zaptest.NewLogger(t).Sugar(),
-		[]Function{{Name: "fn", Value: f}}, []string{token})
+		[]Function{{Name: "fn", Value: f}}, []string{token}, testAccess(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,8 +33,9 @@ type Server struct {
 	stopping atomic.Bool
 }
 
-// NewServer builds the HTTP handler: health endpoints without auth, everything else behind bearer tokens.
-func NewServer(cfg Config, log *zap.SugaredLogger, fns []Function, tokens []string) (*Server, error) {
+// NewServer builds the HTTP handler: health endpoints without auth, everything else authenticated (the bootstrap
+// tokens, then the authenticators WithAccess gives) and authorised by the route table.
+func NewServer(cfg Config, log *zap.SugaredLogger, fns []Function, tokens []string, opts ...ServerOption) (*Server, error) {
 	if len(fns) == 0 {
 		return nil, errors.New("no function to serve")
 	}
@@ -60,7 +61,11 @@ func NewServer(cfg Config, log *zap.SugaredLogger, fns []Function, tokens []stri
 	} else {
 		api = handlerOf(fns[0].Value)
 	}
-	authed := httpapi.BearerAuth(tokens, api)
+	var acc AccessConfig
+	for _, o := range opts {
+		o(&acc)
+	}
+	authed := guard(tokens, acc, api)
 	if _, ok := fns[0].Value.(EventConsumer); ok && !cfg.AllMode() {
 		// A Knative Trigger delivers events without our bearer token; the event receiver is protected by the
 		// service being cluster-local instead (deploy/). Only CloudEvents to "/" skip auth.

@@ -21,6 +21,7 @@ import (
 	"knative.dev/pkg/logging"
 
 	"github.com/kitefn/kitefn/functions/catalog"
+	"github.com/kitefn/kitefn/shared/access"
 	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/platform"
 	"github.com/kitefn/kitefn/shared/runtime"
@@ -40,6 +41,7 @@ type Server struct {
 	Platform *platform.Platform
 	// Hits counts the requests the server received (a retry shows as one more).
 	Hits atomic.Int64
+	auth []access.Authenticator
 }
 
 // Fn is a function to run, built over the platform (functions/catalog has every real one).
@@ -58,6 +60,13 @@ func Function(name string) Fn {
 // Start runs fns over a bbolt file in a temp dir, in one-process mode unless env sets FUNCTION_TARGET. env sets
 // or overrides variables (t.Setenv: such tests cannot run in parallel).
 func Start(t *testing.T, env map[string]string, fns ...Fn) *Server {
+	t.Helper()
+	return StartWith(t, env, nil, fns...)
+}
+
+// StartWith is Start with authenticators asked after the bootstrap token and the platform's own (tests map
+// fixed credentials to callers of each role and scope).
+func StartWith(t *testing.T, env map[string]string, auth []access.Authenticator, fns ...Fn) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	base := map[string]string{
@@ -79,17 +88,17 @@ func Start(t *testing.T, env map[string]string, fns ...Fn) *Server {
 	for k, v := range base {
 		t.Setenv(k, v)
 	}
-	return serve(t, fns, nil)
+	return serve(t, fns, nil, auth)
 }
 
 // Replica starts fns as another replica sharing s's store (replicas share one database) with its own client
 // cache.
 func (s *Server) Replica(t *testing.T, fns ...Fn) *Server {
 	t.Helper()
-	return serve(t, fns, s.Platform)
+	return serve(t, fns, s.Platform, s.auth)
 }
 
-func serve(t *testing.T, specs []Fn, share *platform.Platform) *Server {
+func serve(t *testing.T, specs []Fn, share *platform.Platform, auth []access.Authenticator) *Server {
 	t.Helper()
 	var rcfg runtime.Config
 	if err := envconfig.Process("kitefn", &rcfg); err != nil {
@@ -122,14 +131,19 @@ func serve(t *testing.T, specs []Fn, share *platform.Platform) *Server {
 	}
 	opts := runtime.Options[*platform.Platform]{Functions: specs, Bind: bind}
 	fns := opts.Build(rcfg, p)
-	srv, err := runtime.NewServer(rcfg, log, fns, []string{Token})
+	acc, err := catalog.Options().AccessOf(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc.Authenticators = append(acc.Authenticators, auth...)
+	srv, err := runtime.NewServer(rcfg, log, fns, []string{Token}, runtime.WithAccess(acc))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	out := &Server{t: t, Platform: p}
+	out := &Server{t: t, Platform: p, auth: auth}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		out.Hits.Add(1)
 		srv.Handler().ServeHTTP(w, r)
