@@ -23,6 +23,10 @@ var Routes = []Rule{
 	// The caller itself (served by the runtime on every service).
 	{"GET", "/api/v1/me", "get", "me", Viewer},
 
+	// CloudEvents posted with a token to an event-consuming function (a Trigger's deliveries carry none and
+	// bypass authentication on cluster-local services only).
+	{"POST", "/{$}", "deliver", "events", Admin},
+
 	// Cluster registry (functions/clusters, functions/discovery).
 	{"GET", "/api/v1/clusters", "list", "clusters", Viewer},
 	{"GET", "/api/v1/clusters/{ref}", "get", "clusters", Viewer},

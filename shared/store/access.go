@@ -39,7 +39,7 @@ type AuditEntry struct {
 	Resource  string
 	Namespace string
 	Name      string
-	Outcome   int    // the HTTP status answered
+	Outcome   int // the HTTP status answered
 	RequestID string
 	Detail    string // e.g. an apply's diff summary; never a Secret's data
 }
