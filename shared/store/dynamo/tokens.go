@@ -48,7 +48,9 @@ func tokenNameSK(name string) uint64 {
 	return h.Sum64()
 }
 
-func tokenNameKey(name string) map[string]types.AttributeValue { return key(tokenPK, tokenNameSK(name)) }
+func tokenNameKey(name string) map[string]types.AttributeValue {
+	return key(tokenPK, tokenNameSK(name))
+}
 
 func tokenHashKey(hash []byte) map[string]types.AttributeValue {
 	return key(tokenHashPrefix+hex.EncodeToString(hash), 0)

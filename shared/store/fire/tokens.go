@@ -35,8 +35,10 @@ type tokenNameDoc struct {
 	Hash []byte `firestore:"hash"`
 }
 
-func (s *Store) tokens() *firestore.CollectionRef     { return s.client.Collection(s.prefix + "_tokens") }
-func (s *Store) tokenNames() *firestore.CollectionRef { return s.client.Collection(s.prefix + "_token_names") }
+func (s *Store) tokens() *firestore.CollectionRef { return s.client.Collection(s.prefix + "_tokens") }
+func (s *Store) tokenNames() *firestore.CollectionRef {
+	return s.client.Collection(s.prefix + "_token_names")
+}
 
 func (s *Store) tokenRef(hash []byte) *firestore.DocumentRef {
 	return s.tokens().Doc("h-" + hex.EncodeToString(hash))
