@@ -70,6 +70,9 @@ func (c *Cluster) Clone() *Cluster {
 
 // Store is the cluster registry. Every backend passes the same conformance suite (shared/store/storetest).
 type Store interface {
+	// Tokens and Audit live in the same database: the registry's store is the platform's only one.
+	Tokens
+	Audit
 	// Create allocates the next ID (1, 2, 3, … with no gaps from failed creates where the backend can avoid
 	// them), sets Version to 1 and both timestamps, and stores the record. A taken name is a *ConflictError.
 	Create(ctx context.Context, c *Cluster) (*Cluster, error)
@@ -280,4 +283,40 @@ func (t *timeoutStore) Delete(ctx context.Context, id uint64) error {
 	ctx, cancel := t.bound(ctx)
 	defer cancel()
 	return t.Store.Delete(ctx, id)
+}
+
+func (t *timeoutStore) CreateToken(ctx context.Context, tok *Token) (*Token, error) {
+	ctx, cancel := t.bound(ctx)
+	defer cancel()
+	return t.Store.CreateToken(ctx, tok)
+}
+
+func (t *timeoutStore) TokenByHash(ctx context.Context, hash []byte) (*Token, error) {
+	ctx, cancel := t.bound(ctx)
+	defer cancel()
+	return t.Store.TokenByHash(ctx, hash)
+}
+
+func (t *timeoutStore) ListTokens(ctx context.Context) ([]*Token, error) {
+	ctx, cancel := t.bound(ctx)
+	defer cancel()
+	return t.Store.ListTokens(ctx)
+}
+
+func (t *timeoutStore) DeleteToken(ctx context.Context, name string) error {
+	ctx, cancel := t.bound(ctx)
+	defer cancel()
+	return t.Store.DeleteToken(ctx, name)
+}
+
+func (t *timeoutStore) AppendAudit(ctx context.Context, e *AuditEntry) error {
+	ctx, cancel := t.bound(ctx)
+	defer cancel()
+	return t.Store.AppendAudit(ctx, e)
+}
+
+func (t *timeoutStore) ListAudit(ctx context.Context, f AuditFilter) ([]*AuditEntry, string, error) {
+	ctx, cancel := t.bound(ctx)
+	defer cancel()
+	return t.Store.ListAudit(ctx, f)
 }

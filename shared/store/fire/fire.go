@@ -74,6 +74,8 @@ type Store struct {
 	// writes is a one-slot semaphore that serialises this instance's transactions (see the package comment);
 	// unlike a sync.Mutex, waiting for it respects the caller's context.
 	writes store.WriteSlot
+	// prefix starts the collection names (the tokens and audit collections are built from it).
+	prefix string
 	// where names the database in errors, e.g. "project p database (default) via emulator 127.0.0.1:8080".
 	where string
 }
@@ -113,6 +115,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		names:    client.Collection(p + "_cluster_names"),
 		counter:  client.Collection(p + "_meta").Doc("cluster_counter"),
 		writes:   store.NewWriteSlot(),
+		prefix:   p,
 	}, nil
 }
 
@@ -205,8 +208,10 @@ func (s *Store) recordRef(id uint64) *firestore.DocumentRef {
 // nameRef is the name-index document: base64url keeps any name a valid document ID, and the "n-" prefix keeps
 // it clear of the reserved "__…__" IDs.
 func (s *Store) nameRef(name string) *firestore.DocumentRef {
-	return s.names.Doc("n-" + base64.RawURLEncoding.EncodeToString([]byte(name)))
+	return s.names.Doc(nameDocID(name))
 }
+
+func nameDocID(name string) string { return "n-" + base64.RawURLEncoding.EncodeToString([]byte(name)) }
 
 // Create implements store.Store: one transaction reads the counter and the name, then bumps the counter and
 // creates the record and the name document, so a failed create changes nothing.

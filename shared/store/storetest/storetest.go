@@ -62,6 +62,8 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"ConcurrentRenames", testConcurrentRenames},
 	}
+	tests = append(tests, tokenTests...)
+	tests = append(tests, auditTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
