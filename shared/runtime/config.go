@@ -1,10 +1,13 @@
 package runtime
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"time"
+
+	"github.com/kitefn/kitefn/shared/httpapi"
 )
 
 // Config is the runtime's own configuration. envconfig reads KITEFN_<NAME> and falls back to the bare <NAME>
@@ -23,6 +26,12 @@ type Config struct {
 	APITokens     []string `envconfig:"API_TOKENS"`
 	APITokensFile string   `envconfig:"API_TOKENS_FILE"`
 	DataDir       string   `envconfig:"DATA_DIR" default:"./data"`
+	// RateLimit is the requests per second each caller may send (its burst RateBurst); 0 turns limiting off.
+	RateLimit float64 `envconfig:"RATE_LIMIT" default:"20"`
+	RateBurst int     `envconfig:"RATE_BURST" default:"40"`
+	// CORSOrigins are the exact browser origins allowed to call the API (comma-separated); empty sends no CORS
+	// headers at all.
+	CORSOrigins []string `envconfig:"CORS_ORIGINS"`
 }
 
 // AllMode reports whether every function runs in this process.
@@ -71,6 +80,15 @@ func (c Config) Validate(known []string) error {
 	}
 	if f := c.Format(); f != "json" && f != "console" {
 		return fmt.Errorf("KITEFN_LOG_FORMAT must be json or console, got %q", f)
+	}
+	if c.RateLimit < 0 || c.RateBurst < 0 {
+		return fmt.Errorf("KITEFN_RATE_LIMIT (%g) and KITEFN_RATE_BURST (%d) must not be negative", c.RateLimit, c.RateBurst)
+	}
+	if c.RateLimit > 0 && c.RateBurst == 0 {
+		return errors.New("KITEFN_RATE_BURST must be at least 1 when KITEFN_RATE_LIMIT is set (0 refuses every request)")
+	}
+	if _, err := httpapi.ParseOrigins(c.CORSOrigins); err != nil {
+		return fmt.Errorf("KITEFN_CORS_ORIGINS: %w", err)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("KITEFN_SHUTDOWN_TIMEOUT must be positive, got %s", c.ShutdownTimeout)

@@ -65,6 +65,11 @@ func NewServer(cfg Config, log *zap.SugaredLogger, fns []Function, tokens []stri
 	for _, o := range opts {
 		o(&acc)
 	}
+	// Authentication and authorisation first, so the rate limit is keyed by the caller.
+	api, err := rateLimited(cfg, api)
+	if err != nil {
+		return nil, err
+	}
 	authed := guard(tokens, acc, api)
 	if _, ok := fns[0].Value.(EventConsumer); ok && !cfg.AllMode() {
 		// A Knative Trigger delivers events without our bearer token; the event receiver is protected by the
@@ -75,7 +80,9 @@ func NewServer(cfg Config, log *zap.SugaredLogger, fns []Function, tokens []stri
 	root.HandleFunc("GET /health/readiness", s.readiness)
 	root.HandleFunc("GET /health/liveness", s.liveness)
 	root.Handle("/", httpapi.RequestID(log, httpapi.AccessLog(authed)))
-	s.handler = root
+	if s.handler, err = edge(cfg, root); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

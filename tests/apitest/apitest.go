@@ -81,6 +81,8 @@ func StartWith(t *testing.T, env map[string]string, auth []access.Authenticator,
 		"KITEFN_ALLOW_EXEC_PLUGINS": "false",
 		"KITEFN_ENCRYPTION_KEY":     EncryptionKey,
 		"KITEFN_PROMETHEUS_URLS":    "",
+		// Tests poll in tight loops; a test of the limit itself sets it.
+		"KITEFN_RATE_LIMIT": "0",
 	}
 	for k, v := range env {
 		base[k] = v
