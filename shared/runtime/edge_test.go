@@ -19,7 +19,8 @@ func TestEdgeOrderHeadersCORSAuthLimit(t *testing.T) {
 	if err := cfg.Validate([]string{"fn"}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewServer(cfg, zaptest.NewLogger(t).Sugar(), []Function{{Name: "fn", Value: newFn()}}, []string{token})
+	s, err := NewServer(cfg, zaptest.NewLogger(t).Sugar(), []Function{{Name: "fn", Value: newFn()}}, []string{token},
+		testAccess(t))
 	if err != nil {
 		t.Fatal(err)
 	}
