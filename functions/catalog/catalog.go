@@ -19,7 +19,8 @@ func All() []Spec {
 	return []Spec{
 		{Name: "clusters", Check: clusters.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
 			return clusters.New(clusters.Deps{Registry: p.Store, Sealer: p.Sealer, Clients: p.Clients,
-				Events: sender(p), Kube: p.Config.Kube, AllMode: p.AllMode()})
+				Events: sender(p), Kube: p.Config.Kube, AllMode: p.AllMode(), Tokens: p.Store,
+				TokenCache: p.TokenAuth, Audit: p.Audit})
 		}},
 		{Name: "discovery", Check: discovery.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
 			return discovery.New(discovery.Deps{Registry: p.Store, Clients: p.Clients, Events: sender(p),

@@ -80,6 +80,11 @@ type Deps struct {
 	Kube kube.Config
 	// AllMode: every function runs in this process (make run), which imports the local kubeconfig at start.
 	AllMode bool
+	// Tokens keeps named API tokens; TokenCache is this replica's authenticator cache, told of revocations.
+	Tokens     TokenStore
+	TokenCache TokenCache
+	// Audit records registry and token changes (nil: not recorded).
+	Audit Recorder
 }
 
 // Function is the clusters function.
@@ -91,9 +96,13 @@ type Function struct {
 	events  Sender
 	kube    kube.Config
 	allMode bool
-	mux     *httpapi.Mux
-	log     *zap.SugaredLogger
-	servers serverPolicy
+	// tokens, tokenCache and audit serve the token routes (nil tokens: the routes answer 404).
+	tokens     TokenStore
+	tokenCache TokenCache
+	audit      Recorder
+	mux        *httpapi.Mux
+	log        *zap.SugaredLogger
+	servers    serverPolicy
 
 	stopLoop context.CancelFunc
 	loopDone chan struct{}
@@ -109,7 +118,12 @@ var (
 // New makes the function over its dependencies; Start reads its configuration.
 func New(d Deps) *Function {
 	f := &Function{reg: d.Registry, sealer: d.Sealer, clients: d.Clients, events: d.Events, kube: d.Kube,
-		allMode: d.AllMode, mux: httpapi.NewMux()}
+		allMode: d.AllMode, tokens: d.Tokens, tokenCache: d.TokenCache, audit: d.Audit, mux: httpapi.NewMux()}
+	if f.tokens != nil {
+		f.mux.Handle(http.MethodPost, "/api/v1/tokens", f.createToken)
+		f.mux.Handle(http.MethodGet, "/api/v1/tokens", f.listTokens)
+		f.mux.Handle(http.MethodDelete, "/api/v1/tokens/{name}", f.deleteToken)
+	}
 	f.mux.Handle(http.MethodGet, "/api/v1/clusters", f.list)
 	f.mux.Handle(http.MethodPost, "/api/v1/clusters", f.create)
 	f.mux.Handle(http.MethodPost, "/api/v1/clusters/import", f.importKubeconfig)

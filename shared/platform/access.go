@@ -8,10 +8,14 @@ import (
 	"github.com/kitefn/kitefn/shared/runtime"
 )
 
-// Access is the runtime.Options.Access hook: the authenticators after the bootstrap tokens (OIDC ID tokens
-// when KITEFN_OIDC_ISSUER is set) and cluster IDs resolved to names for scope checks.
+// Access is the runtime.Options.Access hook: the authenticators after the bootstrap tokens (named API tokens
+// from the store, OIDC ID tokens when KITEFN_OIDC_ISSUER is set) and cluster IDs resolved to names for scope
+// checks.
 func Access(p *Platform) (runtime.AccessConfig, error) {
 	acc := runtime.AccessConfig{ClusterName: p.clusterName}
+	if p.TokenAuth != nil {
+		acc.Authenticators = append(acc.Authenticators, p.TokenAuth)
+	}
 	cfg, err := access.LoadOIDCConfig()
 	if err != nil {
 		return acc, err

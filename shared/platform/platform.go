@@ -38,6 +38,10 @@ type Config struct {
 	DataDir           string   `envconfig:"DATA_DIR" default:"./data"`
 	// StoreTimeout bounds each registry call that has no deadline of its own.
 	StoreTimeout time.Duration `envconfig:"STORE_TIMEOUT" default:"10s"`
+	// TokenCacheTTL is how long a named API token's lookup is trusted on a replica (a revocation elsewhere
+	// takes effect here within it); AuditTimeout bounds an audit write, so it never holds up a request.
+	TokenCacheTTL time.Duration `envconfig:"TOKEN_CACHE_TTL" default:"10s"`
+	AuditTimeout  time.Duration `envconfig:"AUDIT_TIMEOUT" default:"2s"`
 }
 
 // Platform is the per-process set of shared resources.
@@ -49,6 +53,9 @@ type Platform struct {
 	Clients *kube.Cache
 	Events  *events.Sender
 	Log     *zap.SugaredLogger
+	// TokenAuth authenticates named API tokens (kfn_…) over the store; Audit records into the store's log.
+	TokenAuth *access.TokenAuthenticator
+	Audit     *access.Recorder
 	// local delivers events in-process in one-process mode without K_SINK; Bind tells it the consumers.
 	local *events.Dispatcher
 }
@@ -143,6 +150,7 @@ func New(ctx context.Context, cfg Config, rcfg runtime.Config, log *zap.SugaredL
 		return nil, err
 	}
 	return &Platform{Config: cfg, Runtime: rcfg, Store: st, Sealer: sealer, Clients: clients, Events: sender, Log: log,
+		TokenAuth: access.NewTokenAuthenticator(st, cfg.TokenCacheTTL), Audit: access.NewRecorder(st, cfg.AuditTimeout),
 		local: local}, nil
 }
 

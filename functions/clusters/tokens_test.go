@@ -1,0 +1,72 @@
+package clusters_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/kitefn/kitefn/shared/store"
+)
+
+// Named API tokens: issued once by an admin, authenticating with their own role and scope, listed without their
+// secret, revoked for good, and every change in the audit log.
+func TestNamedTokens(t *testing.T) {
+	a := startAPI(t, nil)
+	r := a.Do(http.MethodPost, "/api/v1/tokens", map[string]any{"name": "ci", "roles": []string{"viewer"},
+		"clusters": []string{"prod-*"}, "expiresIn": "720h"}).Expect(t, http.StatusCreated, "")
+	secret, _ := r.JSON["token"].(string)
+	if !strings.HasPrefix(secret, "kfn_") || r.JSON["expiresAt"] == nil || r.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("create answer: %s", r.Body)
+	}
+	a.Do(http.MethodPost, "/api/v1/tokens", map[string]any{"name": "ci", "roles": []string{"viewer"}}).
+		Expect(t, http.StatusConflict, "conflict")
+	a.Do(http.MethodPost, "/api/v1/tokens", map[string]any{"name": "x", "roles": []string{"root"}}).
+		Expect(t, http.StatusBadRequest, "bad_request")
+
+	list := a.Do(http.MethodGet, "/api/v1/tokens", nil).Expect(t, http.StatusOK, "")
+	if strings.Contains(string(list.Body), secret) || len(list.Items()) != 1 || list.Items()[0]["token"] != nil ||
+		list.Items()[0]["name"] != "ci" {
+		t.Fatalf("list: %s", list.Body)
+	}
+
+	as := func(method, path string, body any) int {
+		return a.Do(method, path, body, "Authorization", "Bearer "+secret).Status
+	}
+	me := a.Do(http.MethodGet, "/api/v1/me", nil, "Authorization", "Bearer "+secret).Expect(t, http.StatusOK, "")
+	if me.JSON["name"] != "ci" || me.JSON["kind"] != "token" {
+		t.Fatalf("me: %s", me.Body)
+	}
+	if got := as(http.MethodGet, "/api/v1/clusters", nil); got != http.StatusOK {
+		t.Fatalf("viewer list clusters: %d", got)
+	}
+	if got := as(http.MethodPost, "/api/v1/clusters", map[string]any{"name": "x"}); got != http.StatusForbidden {
+		t.Fatalf("viewer register: %d, want 403", got)
+	}
+	if got := as(http.MethodGet, "/api/v1/tokens", nil); got != http.StatusForbidden {
+		t.Fatalf("viewer list tokens: %d, want 403", got)
+	}
+	if got := as(http.MethodGet, "/api/v1/clusters/dev", nil); got != http.StatusForbidden {
+		t.Fatalf("a cluster outside the scope: %d, want 403", got)
+	}
+
+	a.Do(http.MethodDelete, "/api/v1/tokens/ci", nil).Expect(t, http.StatusNoContent, "")
+	if got := as(http.MethodGet, "/api/v1/clusters", nil); got != http.StatusUnauthorized {
+		t.Fatalf("revoked token: %d, want 401", got)
+	}
+	a.Do(http.MethodDelete, "/api/v1/tokens/ci", nil).Expect(t, http.StatusNotFound, "not_found")
+
+	entries, _, err := a.Platform.Store.ListAudit(context.Background(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var verbs []string
+	for _, e := range entries {
+		if e.Resource == "tokens" && e.Name == "ci" {
+			verbs = append(verbs, e.Verb+" "+e.Who)
+		}
+	}
+	if strings.Join(verbs, ",") != "delete bootstrap,delete bootstrap,create bootstrap,create bootstrap" {
+		t.Fatalf("audit of the token changes (newest first): %v", verbs)
+	}
+}
