@@ -73,18 +73,12 @@ func (f *Function) receive(w http.ResponseWriter, r *http.Request) {
 			events.TypeClusterUpdated))
 		return
 	}
-	var data events.ClusterData
-	if err := e.DataAs(&data); err != nil || data.Cluster == nil || data.Cluster.ID == 0 {
-		httpapi.WriteError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
-			"event %s has no cluster in its data: expected {\"cluster\": {\"id\": …}}", e.ID()))
+	data, err := events.DecodeClusterData(*e)
+	if err != nil {
+		httpapi.WriteError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest, "%v", err))
 		return
 	}
 	id := data.Cluster.ID
-	if s := e.Subject(); s != "" && s != events.Subject(id) {
-		httpapi.WriteError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
-			"event %s: subject %q is not the cluster's ID %d", e.ID(), s, id))
-		return
-	}
 	t, relevant := classify(e.Type(), data)
 	if !relevant {
 		httpapi.WriteJSON(w, http.StatusOK, eventAnswer{Result: "ignored", Cluster: id,

@@ -88,7 +88,8 @@ func Match(patterns []string, value string) bool {
 	for _, p := range patterns {
 		p = strings.TrimSpace(p)
 		if neg, ok := strings.CutPrefix(p, "!"); ok {
-			if glob(neg, value) {
+			// "! prod" negates prod: untrimmed, it would negate " prod", match nothing and admit prod.
+			if glob(strings.TrimSpace(neg), value) {
 				return false
 			}
 			continue

@@ -42,6 +42,7 @@ type Server struct {
 	// Hits counts the requests the server received (a retry shows as one more).
 	Hits atomic.Int64
 	auth []access.Authenticator
+	logs *logBuffer
 }
 
 // Fn is a function to run, built over the platform (functions/catalog has every real one).
@@ -106,7 +107,8 @@ func serve(t *testing.T, specs []Fn, share *platform.Platform, auth []access.Aut
 	if err := envconfig.Process("kitefn", &rcfg); err != nil {
 		t.Fatal(err)
 	}
-	log := zaptest.NewLogger(t).Sugar()
+	logs := &logBuffer{}
+	log := logs.tee(zaptest.NewLogger(t)).Sugar()
 	ctx := logging.WithLogger(context.Background(), log)
 	cfg, err := platform.Load()
 	if err != nil {
@@ -145,7 +147,7 @@ func serve(t *testing.T, specs []Fn, share *platform.Platform, auth []access.Aut
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	out := &Server{t: t, Platform: p, auth: auth}
+	out := &Server{t: t, Platform: p, auth: auth, logs: logs}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		out.Hits.Add(1)
 		srv.Handler().ServeHTTP(w, r)
