@@ -20,7 +20,7 @@ func All() []Spec {
 		{Name: "clusters", Check: clusters.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
 			return clusters.New(clusters.Deps{Registry: p.Store, Sealer: p.Sealer, Clients: p.Clients,
 				Events: sender(p), Kube: p.Config.Kube, AllMode: p.AllMode(), Tokens: p.Store,
-				TokenCache: p.TokenAuth, Audit: p.Audit})
+				TokenCache: p.TokenAuth, Audit: p.Audit, AuditLog: p.Store})
 		}},
 		{Name: "discovery", Check: discovery.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
 			return discovery.New(discovery.Deps{Registry: p.Store, Clients: p.Clients, Events: sender(p),

@@ -83,8 +83,9 @@ type Deps struct {
 	// Tokens keeps named API tokens; TokenCache is this replica's authenticator cache, told of revocations.
 	Tokens     TokenStore
 	TokenCache TokenCache
-	// Audit records registry and token changes (nil: not recorded).
-	Audit Recorder
+	// Audit records registry and token changes (nil: not recorded); AuditLog serves GET /api/v1/audit.
+	Audit    Recorder
+	AuditLog AuditLog
 }
 
 // Function is the clusters function.
@@ -100,6 +101,7 @@ type Function struct {
 	tokens     TokenStore
 	tokenCache TokenCache
 	audit      Recorder
+	auditLog   AuditLog
 	mux        *httpapi.Mux
 	log        *zap.SugaredLogger
 	servers    serverPolicy
@@ -118,7 +120,10 @@ var (
 // New makes the function over its dependencies; Start reads its configuration.
 func New(d Deps) *Function {
 	f := &Function{reg: d.Registry, sealer: d.Sealer, clients: d.Clients, events: d.Events, kube: d.Kube,
-		allMode: d.AllMode, tokens: d.Tokens, tokenCache: d.TokenCache, audit: d.Audit, mux: httpapi.NewMux()}
+		allMode: d.AllMode, tokens: d.Tokens, tokenCache: d.TokenCache, audit: d.Audit, auditLog: d.AuditLog, mux: httpapi.NewMux()}
+	if f.auditLog != nil {
+		f.mux.Handle(http.MethodGet, "/api/v1/audit", f.listAudit)
+	}
 	if f.tokens != nil {
 		f.mux.Handle(http.MethodPost, "/api/v1/tokens", f.createToken)
 		f.mux.Handle(http.MethodGet, "/api/v1/tokens", f.listTokens)

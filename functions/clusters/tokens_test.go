@@ -69,4 +69,22 @@ func TestNamedTokens(t *testing.T) {
 	if strings.Join(verbs, ",") != "delete bootstrap,delete bootstrap,create bootstrap,create bootstrap" {
 		t.Fatalf("audit of the token changes (newest first): %v", verbs)
 	}
+
+	// The same log through GET /api/v1/audit: filtered, paged, admin only.
+	page := a.Do(http.MethodGet, "/api/v1/audit?verb=create&limit=1", nil).Expect(t, http.StatusOK, "")
+	items := page.Items()
+	if len(items) != 1 || items[0]["verb"] != "create" || items[0]["name"] != "ci" || items[0]["who"] != "bootstrap" ||
+		int(items[0]["outcome"].(float64)) != http.StatusConflict || page.JSON["continue"] == nil {
+		t.Fatalf("audit page 1: %s", page.Body)
+	}
+	next := a.Do(http.MethodGet, "/api/v1/audit?verb=create&limit=1&continue="+page.JSON["continue"].(string), nil).
+		Expect(t, http.StatusOK, "")
+	if items := next.Items(); len(items) != 1 || int(items[0]["outcome"].(float64)) != http.StatusCreated {
+		t.Fatalf("audit page 2: %s", next.Body)
+	}
+	a.Do(http.MethodGet, "/api/v1/audit?limit=0", nil).Expect(t, http.StatusBadRequest, "bad_request")
+	a.Do(http.MethodGet, "/api/v1/audit?since=yesterday", nil).Expect(t, http.StatusBadRequest, "bad_request")
+	if got := as(http.MethodGet, "/api/v1/audit", nil); got != http.StatusUnauthorized {
+		t.Fatalf("the revoked token on the audit route: %d, want 401", got)
+	}
 }
