@@ -16,64 +16,67 @@ type Rule struct {
 	Role     Role
 }
 
-// Routes is kitefn's authorisation table: every route of every function, and the runtime's own /api/v1/me.
+// Routes returns kitefn's authorisation table: every route of every function, and the runtime's own
+// /api/v1/me. A function, not a variable, so no caller can change the table another one reads.
 // A route missing here is denied before any function sees it. Finer checks stay with the function serving the
 // route (the /k8s proxy refuses service and node proxying unless admin; resources check namespaces).
-var Routes = []Rule{
-	// The caller itself (served by the runtime on every service).
-	{"GET", "/api/v1/me", "get", "me", Viewer},
+func Routes() []Rule {
+	return []Rule{
+		// The caller itself (served by the runtime on every service).
+		{"GET", "/api/v1/me", "get", "me", Viewer},
 
-	// CloudEvents posted with a token to an event-consuming function (a Trigger's deliveries carry none and
-	// bypass authentication on cluster-local services only).
-	{"POST", "/{$}", "deliver", "events", Admin},
+		// CloudEvents posted with a token to an event-consuming function (a Trigger's deliveries carry none and
+		// bypass authentication on cluster-local services only).
+		{"POST", "/{$}", "deliver", "events", Admin},
 
-	// Cluster registry (functions/clusters, functions/discovery).
-	{"GET", "/api/v1/clusters", "list", "clusters", Viewer},
-	{"GET", "/api/v1/clusters/{ref}", "get", "clusters", Viewer},
-	{"POST", "/api/v1/clusters", "create", "clusters", Admin},
-	{"POST", "/api/v1/clusters/import", "import", "clusters", Admin},
-	{"POST", "/api/v1/clusters/reconcile", "reconcile", "clusters", Admin},
-	{"PATCH", "/api/v1/clusters/{ref}", "update", "clusters", Admin},
-	{"DELETE", "/api/v1/clusters/{ref}", "delete", "clusters", Admin},
-	{"POST", "/api/v1/clusters/{ref}/verify", "verify", "clusters", Admin},
-	{"POST", "/api/v1/clusters/{ref}/prometheus/discover", "discover", "clusters", Admin},
+		// Cluster registry (functions/clusters, functions/discovery).
+		{"GET", "/api/v1/clusters", "list", "clusters", Viewer},
+		{"GET", "/api/v1/clusters/{ref}", "get", "clusters", Viewer},
+		{"POST", "/api/v1/clusters", "create", "clusters", Admin},
+		{"POST", "/api/v1/clusters/import", "import", "clusters", Admin},
+		{"POST", "/api/v1/clusters/reconcile", "reconcile", "clusters", Admin},
+		{"PATCH", "/api/v1/clusters/{ref}", "update", "clusters", Admin},
+		{"DELETE", "/api/v1/clusters/{ref}", "delete", "clusters", Admin},
+		{"POST", "/api/v1/clusters/{ref}/verify", "verify", "clusters", Admin},
+		{"POST", "/api/v1/clusters/{ref}/prometheus/discover", "discover", "clusters", Admin},
 
-	// Prometheus queries and the kubeconfig handout of one cluster.
-	{"GET", "/api/v1/clusters/{ref}/prometheus/query", "query", "prometheus", Viewer},
-	{"GET", "/api/v1/clusters/{ref}/prometheus/query_range", "query", "prometheus", Viewer},
-	{"GET", "/api/v1/clusters/{ref}/kubeconfig", "get", "kubeconfig", Viewer},
+		// Prometheus queries and the kubeconfig handout of one cluster.
+		{"GET", "/api/v1/clusters/{ref}/prometheus/query", "query", "prometheus", Viewer},
+		{"GET", "/api/v1/clusters/{ref}/prometheus/query_range", "query", "prometheus", Viewer},
+		{"GET", "/api/v1/clusters/{ref}/kubeconfig", "get", "kubeconfig", Viewer},
 
-	// Kubernetes objects (functions/resources).
-	{"GET", "/api/v1/resources/{path...}", "get", "resources", Viewer},
-	{"GET", "/api/v1/crds", "list", "crds", Viewer},
-	{"GET", "/api/v1/crds/families", "list", "crds", Viewer},
-	{"POST", "/api/v1/apply", "apply", "resources", Operator},
-	{"POST", "/api/v1/resources/{path...}", "action", "resources", Operator}, // scale, restart
-	{"DELETE", "/api/v1/resources/{path...}", "delete", "resources", Operator},
+		// Kubernetes objects (functions/resources).
+		{"GET", "/api/v1/resources/{path...}", "get", "resources", Viewer},
+		{"GET", "/api/v1/crds", "list", "crds", Viewer},
+		{"GET", "/api/v1/crds/families", "list", "crds", Viewer},
+		{"POST", "/api/v1/apply", "apply", "resources", Operator},
+		{"POST", "/api/v1/resources/{path...}", "action", "resources", Operator}, // scale, restart
+		{"DELETE", "/api/v1/resources/{path...}", "delete", "resources", Operator},
 
-	// Search and relations (functions/search).
-	{"GET", "/api/v1/search", "search", "search", Viewer},
-	{"GET", "/api/v1/search/status", "get", "search", Viewer},
-	{"GET", "/api/v1/relations/{path...}", "get", "relations", Viewer},
+		// Search and relations (functions/search).
+		{"GET", "/api/v1/search", "search", "search", Viewer},
+		{"GET", "/api/v1/search/status", "get", "search", Viewer},
+		{"GET", "/api/v1/relations/{path...}", "get", "relations", Viewer},
 
-	// Logs and terminals (the terminal function): logs are reads, pod terminals writes, node shells admin.
-	{"GET", "/api/v1/logs/{path...}", "logs", "pods", Viewer},
-	{"GET", "/api/v1/terminal/pods/{path...}", "exec", "pods", Operator},
-	{"GET", "/api/v1/terminal/nodes/{path...}", "exec", "nodes", Admin},
+		// Logs and terminals (the terminal function): logs are reads, pod terminals writes, node shells admin.
+		{"GET", "/api/v1/logs/{path...}", "logs", "pods", Viewer},
+		{"GET", "/api/v1/terminal/pods/{path...}", "exec", "pods", Operator},
+		{"GET", "/api/v1/terminal/nodes/{path...}", "exec", "nodes", Admin},
 
-	// The Kubernetes API proxy: reads viewer, writes operator; the proxy refines (exec, service/node proxy).
-	{"GET", "/k8s/clusters/{cluster}/{path...}", "get", "proxy", Viewer},
-	{"POST", "/k8s/clusters/{cluster}/{path...}", "create", "proxy", Operator},
-	{"PUT", "/k8s/clusters/{cluster}/{path...}", "update", "proxy", Operator},
-	{"PATCH", "/k8s/clusters/{cluster}/{path...}", "patch", "proxy", Operator},
-	{"DELETE", "/k8s/clusters/{cluster}/{path...}", "delete", "proxy", Operator},
+		// The Kubernetes API proxy: reads viewer, writes operator; the proxy refines (exec, service/node proxy).
+		{"GET", "/k8s/clusters/{cluster}/{path...}", "get", "proxy", Viewer},
+		{"POST", "/k8s/clusters/{cluster}/{path...}", "create", "proxy", Operator},
+		{"PUT", "/k8s/clusters/{cluster}/{path...}", "update", "proxy", Operator},
+		{"PATCH", "/k8s/clusters/{cluster}/{path...}", "patch", "proxy", Operator},
+		{"DELETE", "/k8s/clusters/{cluster}/{path...}", "delete", "proxy", Operator},
 
-	// API tokens and the audit log (the store's routes).
-	{"GET", "/api/v1/tokens", "list", "tokens", Admin},
-	{"POST", "/api/v1/tokens", "create", "tokens", Admin},
-	{"GET", "/api/v1/tokens/{name}", "get", "tokens", Admin},
-	{"DELETE", "/api/v1/tokens/{name}", "delete", "tokens", Admin},
-	{"GET", "/api/v1/audit", "list", "audit", Admin},
+		// API tokens and the audit log (the store's routes).
+		{"GET", "/api/v1/tokens", "list", "tokens", Admin},
+		{"POST", "/api/v1/tokens", "create", "tokens", Admin},
+		{"GET", "/api/v1/tokens/{name}", "get", "tokens", Admin},
+		{"DELETE", "/api/v1/tokens/{name}", "delete", "tokens", Admin},
+		{"GET", "/api/v1/audit", "list", "audit", Admin},
+	}
 }
 
 // Table finds the rule of a request.
@@ -98,9 +101,9 @@ func NewTable(rules []Rule) (t *Table, err error) {
 	return &Table{mux: mux}, nil
 }
 
-// DefaultTable is the table over Routes.
+// DefaultTable is the table over Routes().
 func DefaultTable() *Table {
-	t, err := NewTable(Routes)
+	t, err := NewTable(Routes())
 	if err != nil {
 		panic(err) // Routes is a constant of the program: a test builds it
 	}

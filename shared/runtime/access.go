@@ -25,7 +25,7 @@ type AccessConfig struct {
 	// ClusterName resolves a cluster reference (a name or an ID) to the cluster's name, so scope patterns,
 	// which name clusters, hold for IDs too. Nil: references are taken as names.
 	ClusterName func(ctx context.Context, ref string) (string, error)
-	// Table decides which role each route needs; nil is access.Routes.
+	// Table decides which role each route needs; nil is access.Routes().
 	Table *access.Table
 }
 
