@@ -127,6 +127,7 @@ func New(d Deps) *Function {
 	if f.tokens != nil {
 		f.mux.Handle(http.MethodPost, "/api/v1/tokens", f.createToken)
 		f.mux.Handle(http.MethodGet, "/api/v1/tokens", f.listTokens)
+		f.mux.Handle(http.MethodGet, "/api/v1/tokens/{name}", f.getToken)
 		f.mux.Handle(http.MethodDelete, "/api/v1/tokens/{name}", f.deleteToken)
 	}
 	f.mux.Handle(http.MethodGet, "/api/v1/clusters", f.list)

@@ -162,6 +162,23 @@ func (f *Function) listTokens(w http.ResponseWriter, r *http.Request) {
 	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
+// getToken serves GET /api/v1/tokens/{name}: one token as the list shows it (never the secret).
+func (f *Function) getToken(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	list, err := f.tokens.ListTokens(r.Context()) // a handful of tokens: no by-name index in the stores
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	for _, t := range list {
+		if t.Name == name {
+			httpapi.WriteJSON(w, http.StatusOK, tokenView(t))
+			return
+		}
+	}
+	httpapi.WriteError(w, r, httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound, "API token %q not found", name))
+}
+
 // deleteToken revokes a token: on this replica at once, on others within their cache TTL.
 func (f *Function) deleteToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()

@@ -29,6 +29,11 @@ func TestNamedTokens(t *testing.T) {
 		list.Items()[0]["name"] != "ci" {
 		t.Fatalf("list: %s", list.Body)
 	}
+	one := a.Do(http.MethodGet, "/api/v1/tokens/ci", nil).Expect(t, http.StatusOK, "")
+	if strings.Contains(string(one.Body), secret) || one.JSON["name"] != "ci" || one.JSON["token"] != nil ||
+		!strings.Contains(string(one.Body), `"roles":["viewer"]`) {
+		t.Fatalf("get one: %s", one.Body)
+	}
 
 	as := func(method, path string, body any) int {
 		return a.Do(method, path, body, "Authorization", "Bearer "+secret).Status
@@ -55,6 +60,9 @@ func TestNamedTokens(t *testing.T) {
 		t.Fatalf("revoked token: %d, want 401", got)
 	}
 	a.Do(http.MethodDelete, "/api/v1/tokens/ci", nil).Expect(t, http.StatusNotFound, "not_found")
+	if r := a.Do(http.MethodGet, "/api/v1/tokens/ci", nil).Expect(t, http.StatusNotFound, "not_found"); !strings.Contains(r.Message(), `"ci"`) {
+		t.Fatalf("get of a revoked token: %s", r.Body)
+	}
 
 	entries, _, err := a.Platform.Store.ListAudit(context.Background(), store.AuditFilter{})
 	if err != nil {

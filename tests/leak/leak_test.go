@@ -187,6 +187,7 @@ func TestNoCredentialInAnyAnswerOrLog(t *testing.T) {
 		{"/api/v1/tokens", "GET", "/api/v1/tokens", nil, nil},
 		{"/api/v1/audit", "GET", "/api/v1/audit", nil, nil},
 		{"/api/v1/audit", "GET", "/api/v1/audit?since=x", nil, nil},
+		{"/api/v1/tokens/{name}", "GET", "/api/v1/tokens/leak", nil, nil},
 		{"/api/v1/tokens/{name}", "DELETE", "/api/v1/tokens/leak", nil, nil},
 		{"/api/v1/tokens/{name}", "DELETE", "/api/v1/tokens/leak", nil, nil},
 		{"/api/v1/clusters/{ref}/kubeconfig", "GET", "/api/v1/clusters/leak/kubeconfig", nil, nil},
