@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -277,7 +278,12 @@ var (
 	kwokOnce sync.Once
 	kwokErr  error
 	kwokDirs struct{ exec, logs string }
+	// forwardTarget is where kwok sends every port-forward: a server answering forwardReply, standing for a
+	// pod's port. It lives as long as the package's kwok.
+	forwardTarget *httptest.Server
 )
+
+const forwardReply = "port-forwarded to the pod"
 
 // fakePod runs a pod on a kwok node whose logs are a known line and whose exec runs on this host in a folder
 // holding a marker file.
@@ -300,8 +306,12 @@ func (e *proxyEnv) fakePod(t *testing.T, ns, name string) {
 		if kwokErr = os.WriteFile(filepath.Join(dir, "marker"), []byte("exec marker\n"), 0o644); kwokErr != nil {
 			return
 		}
+		forwardTarget = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, forwardReply)
+		}))
+		port := forwardTarget.Listener.Addr().(*net.TCPAddr).Port
 		if _, kwokErr = kube.StartKwok(context.Background(), harness.WithKwokExec(kwokDirs.exec),
-			harness.WithKwokLogs(kwokDirs.logs)); kwokErr != nil {
+			harness.WithKwokLogs(kwokDirs.logs), harness.WithKwokPortForward("127.0.0.1", port)); kwokErr != nil {
 			return
 		}
 		_, kwokErr = e.cs.CoreV1().Nodes().Create(context.Background(), harness.FakeNode("proxy-node"), metav1.CreateOptions{})

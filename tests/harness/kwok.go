@@ -33,8 +33,10 @@ type Kwok struct {
 type KwokOption func(*kwokOptions)
 
 type kwokOptions struct {
-	execDir  string
-	logsFile string
+	execDir     string
+	logsFile    string
+	forwardTo   string
+	forwardPort int
 }
 
 // WithKwokExec makes `kubectl exec` into any fake pod run the command on this host, as the test's user, in
@@ -45,6 +47,12 @@ func WithKwokExec(dir string) KwokOption { return func(o *kwokOptions) { o.execD
 // WithKwokLogs serves logs and attach of every fake pod from path, a file in CRI log format
 // (`<RFC3339Nano> stdout F <text>` per line); logs follow it.
 func WithKwokLogs(path string) KwokOption { return func(o *kwokOptions) { o.logsFile = path } }
+
+// WithKwokPortForward makes a port-forward to any port of any fake pod reach address:port on this host (a
+// server the test runs), as a kubelet's port-forward would reach the pod.
+func WithKwokPortForward(address string, port int) KwokOption {
+	return func(o *kwokOptions) { o.forwardTo, o.forwardPort = address, port }
+}
 
 // StartKwok runs kwok against the cluster with the Stage set build-tools.sh copies; Cluster.Stop stops it
 // too. It returns once kwok's /healthz answers.
@@ -147,7 +155,7 @@ func waitKwok(ctx context.Context, p *process, healthz string) error {
 	}
 }
 
-// kwokExtraConfig renders the ClusterExec, ClusterLogs and ClusterAttach objects the options ask for.
+// kwokExtraConfig renders the ClusterExec, ClusterLogs, ClusterAttach and ClusterPortForward objects the options ask for.
 func kwokExtraConfig(o kwokOptions) string {
 	var docs []string
 	if o.execDir != "" {
@@ -178,6 +186,18 @@ spec:
   attaches:
   - logsFile: %q
 `, o.logsFile))
+	}
+	if o.forwardTo != "" {
+		docs = append(docs, fmt.Sprintf(`apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterPortForward
+metadata:
+  name: harness-port-forward
+spec:
+  forwards:
+  - target:
+      address: %q
+      port: %d
+`, o.forwardTo, o.forwardPort))
 	}
 	return strings.Join(docs, "---\n")
 }
