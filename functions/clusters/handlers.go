@@ -59,7 +59,7 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	httpapi.WriteJSON(w, http.StatusOK, listResponse{Items: clusterapi.List(items)})
+	httpapi.WriteJSON(w, http.StatusOK, listResponse{Items: clusterapi.List(inScope(r.Context(), items))})
 }
 
 func (f *Function) get(w http.ResponseWriter, r *http.Request) {
@@ -106,6 +106,9 @@ func (f *Function) register(ctx context.Context, req createRequest, verify bool)
 // prepare is everything register does before storing: the checks, the optional verification, the sealing.
 func (f *Function) prepare(ctx context.Context, req createRequest, verify bool) (*store.Cluster, error) {
 	if err := validateName(req.Name); err != nil {
+		return nil, err
+	}
+	if err := checkScope(ctx, req.Name); err != nil {
 		return nil, err
 	}
 	if err := validateLabels(req.Labels); err != nil {
@@ -209,6 +212,9 @@ func (f *Function) preparePatch(ctx context.Context, req updateRequest, verify b
 	var p patch
 	if req.Name != nil {
 		if err := validateName(*req.Name); err != nil {
+			return p, err
+		}
+		if err := checkScope(ctx, *req.Name); err != nil {
 			return p, err
 		}
 		p.name = req.Name

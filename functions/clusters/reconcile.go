@@ -87,7 +87,7 @@ func (f *Function) reconcile(ctx context.Context) (reconcileResponse, error) {
 	}
 	now := time.Now()
 	window := now.Truncate(f.cfg.ReconcileInterval).Unix()
-	for _, c := range list {
+	for _, c := range inScope(ctx, list) {
 		var item reconcileItem
 		var err error
 		switch {

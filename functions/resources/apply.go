@@ -332,7 +332,7 @@ func (a *applier) target(ctx context.Context, i int, wait bool) (target, error) 
 	} else {
 		obj.SetNamespace("")
 	}
-	return t, nil
+	return t, scopeDoc(ctx, t, obj)
 }
 
 // waitEstablished polls a CRD until the apiserver serves it (Established), within ctx's deadline. A CRD whose

@@ -10,6 +10,10 @@ import (
 // listCRDs answers GET /api/v1/crds: every CustomResourceDefinition of the cluster, with its family if kitefn
 // knows it.
 func (f *Function) listCRDs(w http.ResponseWriter, r *http.Request) {
+	if err := scopeClusterWide(r.Context(), "list customresourcedefinitions.apiextensions.k8s.io"); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	c := client(r)
 	st, err := f.state(c)
 	if err != nil {
@@ -27,6 +31,10 @@ func (f *Function) listCRDs(w http.ResponseWriter, r *http.Request) {
 // families answers GET /api/v1/crds/families: per family, whether it is installed, its kinds, their served
 // versions and object counts (cached up to KITEFN_CRD_FAMILIES_CACHE_TTL), for menus that show what exists.
 func (f *Function) families(w http.ResponseWriter, r *http.Request) {
+	if err := scopeClusterWide(r.Context(), "list customresourcedefinitions.apiextensions.k8s.io"); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	c := client(r)
 	st, err := f.state(c)
 	if err != nil {

@@ -151,12 +151,8 @@ func authorise(caller *access.Caller, cluster string, req k8sRequest) string {
 	if !caller.Has(need) {
 		return what + " needs the " + string(need) + " role"
 	}
-	if !caller.AllowsNamespace(req.Namespace) {
-		if req.Namespace == "" {
-			return what + " is cluster-wide (no namespace) and your scope is limited to namespaces " +
-				strings.Join(caller.Namespaces, ", ")
-		}
-		return "namespace " + quote(req.Namespace) + " is outside your namespace scope"
+	if err := caller.CheckNamespace(what, req.Namespace); err != nil {
+		return err.Error()
 	}
 	return ""
 }

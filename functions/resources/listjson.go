@@ -92,6 +92,7 @@ func skipValue(b []byte, i int) (int, error) {
 type member struct {
 	key                     []byte // without quotes
 	start, valStart, valEnd int    // start is the key's opening quote
+	raw                     []byte // when set, written instead of the span (a rewritten envelope member)
 }
 
 // members calls fn for each member of the object at b[i] == '{' and returns the index after the object.
@@ -138,12 +139,14 @@ func members(b []byte, i int, fn func(m member) bool) (int, error) {
 	}
 }
 
-// listItem is one item of a list: its bytes, its creation time (raw RFC 3339, UTC, so it orders as text) and
-// the span of its metadata.managedFields member including one adjacent comma (cut[0] == cut[1] if none).
+// listItem is one item of a list: its bytes, its creation time (raw RFC 3339, UTC, so it orders as text), its
+// namespace and name (raw: DNS names have no escapes), for scope filtering, and the span of its
+// metadata.managedFields member including one adjacent comma (cut[0] == cut[1] if none).
 type listItem struct {
-	raw     []byte
-	created []byte
-	cut     [2]int
+	raw             []byte
+	created         []byte
+	namespace, name []byte
+	cut             [2]int
 }
 
 // scanList splits a list answer into its envelope members and its items.
@@ -201,6 +204,14 @@ func scanItem(raw []byte) (listItem, error) {
 				if raw[md.valStart] == '"' {
 					it.created = raw[md.valStart+1 : md.valEnd-1]
 				}
+			case "namespace":
+				if raw[md.valStart] == '"' {
+					it.namespace = raw[md.valStart+1 : md.valEnd-1]
+				}
+			case "name":
+				if raw[md.valStart] == '"' {
+					it.name = raw[md.valStart+1 : md.valEnd-1]
+				}
 			case "managedFields":
 				it.cut = cutSpan(raw, md, prevEnd)
 			}
@@ -238,7 +249,11 @@ func writeList(w io.Writer, b []byte, envelope []member, items []listItem, keepM
 	bw := &errWriter{w: w}
 	bw.write([]byte("{"))
 	for _, m := range envelope {
-		bw.write(b[m.start:m.valEnd])
+		if m.raw != nil {
+			bw.write(m.raw)
+		} else {
+			bw.write(b[m.start:m.valEnd])
+		}
 		bw.write([]byte(","))
 	}
 	bw.write([]byte(`"items":[`))

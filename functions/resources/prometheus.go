@@ -33,6 +33,10 @@ const maxPoints = 11000
 
 // promQuery answers GET /api/v1/clusters/{ref}/prometheus/query?query=&time= (an instant query).
 func (f *Function) promQuery(w http.ResponseWriter, r *http.Request) {
+	if err := scopeClusterWide(r.Context(), "query prometheus"); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
 	q := r.URL.Query()
 	query, err := promQL(r)
 	if err != nil {
@@ -53,6 +57,10 @@ func (f *Function) promQuery(w http.ResponseWriter, r *http.Request) {
 
 // promQueryRange answers GET /api/v1/clusters/{ref}/prometheus/query_range?query=&start=&end=&step=.
 func (f *Function) promQueryRange(w http.ResponseWriter, r *http.Request) {
+	if err := scopeClusterWide(r.Context(), "query prometheus"); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
 	q := r.URL.Query()
 	query, err := promQL(r)
 	if err != nil {

@@ -27,7 +27,8 @@ type request struct {
 	target
 	namespace   string // "" = all namespaces (lists) or cluster-scoped
 	name        string
-	subresource string // events, scale, restart
+	subresource string     // events, scale, restart
+	scope       itemFilter // the items of a list the caller's namespace scope admits (nil: all)
 }
 
 // parse resolves the resource and reads namespace, name and subresource from what follows it:
@@ -103,6 +104,9 @@ func tooLong(r *http.Request) error {
 
 func (f *Function) get(w http.ResponseWriter, r *http.Request) {
 	req, err := f.parse(r)
+	if err == nil {
+		err = scopeRead(r.Context(), &req)
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -171,6 +175,9 @@ func (f *Function) list(w http.ResponseWriter, r *http.Request, req request) {
 		return
 	}
 	envelope, items, err := scanList(body)
+	if err == nil {
+		envelope, items, err = req.scope.filter(body, envelope, items)
+	}
 	if err != nil {
 		writeError(w, r, httpapi.Errorf(http.StatusBadGateway, "cluster_error",
 			"cluster %q answered the list of %s with malformed JSON", c.Name, req.gvr.Resource))
@@ -215,7 +222,7 @@ func (f *Function) events(w http.ResponseWriter, r *http.Request, req request) {
 		writeError(w, r, kube.APIError(c.Name, err))
 		return
 	}
-	items := list.Items
+	items := scopeEvents(ctx, list.Items)
 	sort.SliceStable(items, func(i, j int) bool { return eventTime(items[i]).After(eventTime(items[j])) })
 	for i := range items {
 		items[i].ManagedFields = nil

@@ -21,6 +21,9 @@ const RestartAnnotation = "kitefn.dev/restartedAt"
 
 func (f *Function) delete(w http.ResponseWriter, r *http.Request) {
 	req, err := f.parse(r)
+	if err == nil && req.name != "" {
+		err = scopeWrite(r.Context(), req, "delete")
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -69,6 +72,9 @@ func (f *Function) delete(w http.ResponseWriter, r *http.Request) {
 // action serves POST .../{name}/scale and .../{name}/restart.
 func (f *Function) action(w http.ResponseWriter, r *http.Request) {
 	req, err := f.parse(r)
+	if err == nil && req.name != "" && (req.subresource == "scale" || req.subresource == "restart") {
+		err = scopeWrite(r.Context(), req, req.subresource)
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -34,9 +34,8 @@ func Authorize(c *Caller, rule Rule, clusters []string) error {
 			rule.Role, c.Kind, c.Name, have)}
 	}
 	for _, name := range clusters {
-		if !c.AllowsCluster(name) {
-			return &Refusal{Message: fmt.Sprintf("cluster %q is outside the cluster scope of %s %q (%s)", name,
-				c.Kind, c.Name, strings.Join(c.Clusters, ", "))}
+		if err := c.CheckCluster(name); err != nil {
+			return err
 		}
 	}
 	return nil

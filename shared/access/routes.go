@@ -19,7 +19,8 @@ type Rule struct {
 // Routes returns kitefn's authorisation table: every route of every function, and the runtime's own
 // /api/v1/me. A function, not a variable, so no caller can change the table another one reads.
 // A route missing here is denied before any function sees it. Finer checks stay with the function serving the
-// route (the /k8s proxy refuses service and node proxying unless admin and applies namespace scopes).
+// route (the /k8s proxy refuses service and node proxying unless admin; the proxy and the resources routes
+// apply namespace scopes; the registry filters its list and checks cluster names in bodies).
 func Routes() []Rule {
 	return []Rule{
 		// The caller itself (served by the runtime on every service).
