@@ -225,22 +225,36 @@ func TestClusterScopes(t *testing.T) {
 	}
 }
 
-// TestNamespaceScopeInTheProxy: an operator limited to team-a reaches team-a through /k8s and nothing else,
-// cluster-scoped objects included.
-func TestNamespaceScopeInTheProxy(t *testing.T) {
+// TestNamespaceScopes: an operator limited to team-a reaches team-a and nothing else, cluster-scoped objects
+// included, on every function that reads or writes objects.
+func TestNamespaceScopes(t *testing.T) {
 	e := start(t)
+	e.api.Do(http.MethodPost, "/api/v1/apply?cluster=dev", "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n",
+		"Content-Type", "application/yaml").Expect(t, 200, "")
 	for _, c := range []struct {
-		path string
-		want int
+		method, path string
+		body         any
+		want         int
+		wantText     string
 	}{
-		{"/k8s/clusters/dev/api/v1/namespaces/team-a/configmaps", 200},
-		{"/k8s/clusters/dev/api/v1/namespaces/kube-system/configmaps", 403},
-		{"/k8s/clusters/dev/api/v1/configmaps", 403}, // every namespace
-		{"/k8s/clusters/dev/api/v1/nodes", 403},
+		{"GET", "/k8s/clusters/dev/api/v1/namespaces/team-a/configmaps", nil, 200, `"kind":"ConfigMapList"`},
+		{"GET", "/k8s/clusters/dev/api/v1/namespaces/kube-system/configmaps", nil, 403, "kube-system"},
+		{"GET", "/k8s/clusters/dev/api/v1/configmaps", nil, 403, "cluster-wide"},
+		{"GET", "/k8s/clusters/dev/api/v1/nodes", nil, 403, "cluster-wide"},
+		{"GET", "/api/v1/resources/configmaps/team-a?cluster=dev", nil, 200, `"items"`},
+		{"GET", "/api/v1/resources/configmaps/kube-system?cluster=dev", nil, 403, "kube-system"},
+		{"GET", "/api/v1/resources/nodes?cluster=dev", nil, 403, "team-a"},
+		{"GET", "/api/v1/resources/namespaces?cluster=dev", nil, 200, `"name":"team-a"`},
+		{"POST", "/api/v1/apply?cluster=dev&dryRun=true", strings.ReplaceAll(configMap, "default", "team-a"), 200, "authz-probe"},
+		{"DELETE", "/api/v1/resources/configmaps/kube-system/nope?cluster=dev", nil, 403, "kube-system"},
+		{"GET", "/api/v1/crds?cluster=dev", nil, 403, "team-a"},
 	} {
-		r := e.as("team-a-operator", http.MethodGet, call{path: c.path})
-		if r.Status != c.want {
-			t.Errorf("GET %s: %d %s, want %d", c.path, r.Status, r.Body, c.want)
+		r := e.as("team-a-operator", c.method, call{path: c.path, body: c.body, hdr: []string{"Content-Type", "application/yaml"}})
+		if r.Status != c.want || !strings.Contains(string(r.Body), c.wantText) {
+			t.Errorf("%s %s: %d %s, want %d with %q", c.method, c.path, r.Status, r.Body, c.want, c.wantText)
+		}
+		if c.path == "/api/v1/resources/namespaces?cluster=dev" && strings.Contains(string(r.Body), `"name":"kube-system"`) {
+			t.Errorf("the namespace list of a team-a caller shows kube-system: %s", r.Body)
 		}
 	}
 }
