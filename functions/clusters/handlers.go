@@ -80,6 +80,7 @@ func writeCluster(w http.ResponseWriter, status int, rec *store.Cluster, warning
 func (f *Function) create(w http.ResponseWriter, r *http.Request) {
 	var req createRequest
 	verify, err := decodeRequest(w, r, &req)
+	noteCluster(r.Context(), req.Name)
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
@@ -157,6 +158,7 @@ func (f *Function) save(ctx context.Context, rec *store.Cluster) (*store.Cluster
 func (f *Function) update(w http.ResponseWriter, r *http.Request) {
 	var req updateRequest
 	verify, err := decodeRequest(w, r, &req)
+	noteUpdate(r.Context(), req)
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
@@ -168,6 +170,9 @@ func (f *Function) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := f.lookup(ctx, r.PathValue("ref"))
+	if err == nil {
+		noteCluster(ctx, rec.Name)
+	}
 	if err == nil && want != 0 && want != rec.Version {
 		err = store.StaleVersion(rec.ID, want)
 	}
@@ -185,6 +190,7 @@ func (f *Function) update(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
+	noteChanged(ctx, rec, updated, changed)
 	if len(changed) == 0 {
 		writeCluster(w, http.StatusOK, updated, nil)
 		return
@@ -317,6 +323,7 @@ func (f *Function) delete(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
+	noteCluster(ctx, rec.Name)
 	if err := f.reg.Delete(ctx, rec.ID); err != nil {
 		httpapi.WriteError(w, r, registryError(err))
 		return
