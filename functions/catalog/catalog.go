@@ -27,7 +27,7 @@ func All() []Spec {
 				AllMode: p.AllMode()})
 		}},
 		{Name: "resources", Check: resources.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
-			return resources.New(resources.Deps{Clients: p.Clients, Registry: p.Store})
+			return resources.New(resources.Deps{Clients: p.Clients, Registry: p.Store, Audit: p.Audit})
 		}},
 		{Name: "search", Check: search.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
 			return search.New(search.Deps{Clients: p.Clients, Registry: p.Store})

@@ -131,12 +131,12 @@ func New(d Deps) *Function {
 		f.mux.Handle(http.MethodDelete, "/api/v1/tokens/{name}", f.deleteToken)
 	}
 	f.mux.Handle(http.MethodGet, "/api/v1/clusters", f.list)
-	f.mux.Handle(http.MethodPost, "/api/v1/clusters", f.create)
-	f.mux.Handle(http.MethodPost, "/api/v1/clusters/import", f.importKubeconfig)
+	f.mux.Handle(http.MethodPost, "/api/v1/clusters", f.audited("create", f.create))
+	f.mux.Handle(http.MethodPost, "/api/v1/clusters/import", f.audited("import", f.importKubeconfig))
 	f.mux.Handle(http.MethodPost, "/api/v1/clusters/reconcile", f.reconcileRoute)
 	f.mux.Handle(http.MethodGet, "/api/v1/clusters/{ref}", f.get)
-	f.mux.Handle(http.MethodPatch, "/api/v1/clusters/{ref}", f.update)
-	f.mux.Handle(http.MethodDelete, "/api/v1/clusters/{ref}", f.delete)
+	f.mux.Handle(http.MethodPatch, "/api/v1/clusters/{ref}", f.audited("update", f.update))
+	f.mux.Handle(http.MethodDelete, "/api/v1/clusters/{ref}", f.audited("delete", f.delete))
 	f.mux.Handle(http.MethodPost, "/api/v1/clusters/{ref}/verify", f.verify)
 	return f
 }

@@ -80,6 +80,7 @@ func writeCluster(w http.ResponseWriter, status int, rec *store.Cluster, warning
 func (f *Function) create(w http.ResponseWriter, r *http.Request) {
 	var req createRequest
 	verify, err := decodeRequest(w, r, &req)
+	noteCluster(r.Context(), req.Name)
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
@@ -160,6 +161,7 @@ func (f *Function) save(ctx context.Context, rec *store.Cluster) (*store.Cluster
 func (f *Function) update(w http.ResponseWriter, r *http.Request) {
 	var req updateRequest
 	verify, err := decodeRequest(w, r, &req)
+	noteUpdate(r.Context(), req)
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
@@ -171,6 +173,9 @@ func (f *Function) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := f.lookup(ctx, r.PathValue("ref"))
+	if err == nil {
+		noteCluster(ctx, rec.Name)
+	}
 	if err == nil && want != 0 && want != rec.Version {
 		err = store.StaleVersion(rec.ID, want)
 	}
@@ -188,6 +193,7 @@ func (f *Function) update(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
+	noteChanged(ctx, rec, updated, changed)
 	if len(changed) == 0 {
 		writeCluster(w, http.StatusOK, updated, nil)
 		return
@@ -323,6 +329,7 @@ func (f *Function) delete(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
+	noteCluster(ctx, rec.Name)
 	if err := f.reg.Delete(ctx, rec.ID); err != nil {
 		httpapi.WriteError(w, r, registryError(err))
 		return

@@ -86,6 +86,7 @@ func (f *Function) importKubeconfig(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp := f.importContexts(r.Context(), cfg, req, slices.Sorted(slices.Values(contexts)), verify)
+	f.recordImport(r.Context(), resp, "")
 	httpapi.WriteJSON(w, http.StatusOK, resp)
 }
 
@@ -191,7 +192,9 @@ func (f *Function) importLocal(ctx context.Context) {
 		f.log.Warnw("not importing the local kubeconfig", "reason", err)
 		return
 	}
-	f.logImport(f.importContexts(ctx, cfg, importRequest{}, slices.Sorted(maps.Keys(cfg.Contexts)), false))
+	resp := f.importContexts(ctx, cfg, importRequest{}, slices.Sorted(maps.Keys(cfg.Contexts)), false)
+	f.recordImport(ctx, resp, whoLocalImport)
+	f.logImport(resp)
 }
 
 func (f *Function) logImport(resp importResponse) {

@@ -142,6 +142,7 @@ func (f *Function) retryFailed(ctx context.Context, c *store.Cluster) (reconcile
 	next.Prometheus = store.Prometheus{Status: store.PrometheusPending,
 		Message: "discovery runs again (reconcile); it had failed: " + c.Prometheus.Message}
 	updated, err := f.reg.Update(ctx, next)
+	f.recordReconcile(ctx, c, err)
 	if errors.Is(err, store.ErrConflict) {
 		return item, errors.New("the cluster changed while reconciling; the next run looks at it again")
 	}

@@ -443,6 +443,12 @@ func TestReconcileResendsLostEvents(t *testing.T) {
 		t.Fatalf("record after reset: %s", g.Body)
 	}
 	pingEvent(t, a, "dev.example.other").Expect(t, http.StatusBadRequest, "bad_request")
+	// The reset changed the record: audited, by the reconcile itself (a PingSource has no caller).
+	entries, _, err := a.Platform.Store.ListAudit(ctx, store.AuditFilter{Verb: "reconcile"})
+	if err != nil || len(entries) != 1 || entries[0].Who != "system:reconcile" || entries[0].Name != "lost" ||
+		entries[0].Outcome != http.StatusOK || !strings.Contains(entries[0].Detail, "failed → pending") {
+		t.Fatalf("audit of the reconcile: %+v %v", entries, err)
+	}
 }
 
 func TestReconcileGraceAndAuth(t *testing.T) {

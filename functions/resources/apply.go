@@ -59,6 +59,8 @@ type docResult struct {
 	Message    string         `json:"message,omitempty"`
 	Error      *httpapi.Error `json:"error,omitempty"`
 	Object     map[string]any `json:"object,omitempty"`
+	// resource and detail are for the audit entry: the resolved resource, what the apply changed.
+	resource, detail string
 }
 
 // applyAnswer is the apply response: per-document results and counts; on a non-2xx answer also the stable
@@ -93,6 +95,7 @@ type applier struct {
 	docs      []*unstructured.Unstructured
 	items     []docResult
 	timeout   time.Duration
+	phase     string // "dry-run" while the items are a dry run's
 }
 
 // apply server-side-applies one or many YAML or JSON documents (field manager kitefn) in document order, as
@@ -152,6 +155,7 @@ func (f *Function) apply(w http.ResponseWriter, r *http.Request) {
 	default:
 		a.applyAll(ctx)
 	}
+	a.record(r.Context())
 	a.write(w, r)
 }
 
@@ -170,7 +174,7 @@ func (a *applier) applyAll(ctx context.Context) {
 			notes[it.Index-1] = it.Message + ": it was applied without a dry run first"
 		}
 	}
-	a.items = a.items[:0]
+	a.items, a.phase = a.items[:0], ""
 	failed := 0 // the 1-based index of the failed document
 	for i := range a.docs {
 		res := a.result(i)
@@ -196,9 +200,10 @@ func (a *applier) applyOne(ctx context.Context, i int, res docResult) docResult 
 	if err != nil {
 		return a.fail(ctx, i, res, err)
 	}
-	res.Namespace = obj.GetNamespace()
+	res.Namespace, res.resource = obj.GetNamespace(), resourceName(t.gvr)
 	ri := a.c.Dynamic.Resource(t.gvr).Namespace(obj.GetNamespace())
 	before, err := ri.Get(ctx, obj.GetName(), metav1.GetOptions{})
+	missing := apierrors.IsNotFound(err)
 	if err != nil {
 		before = nil // missing, or not readable: the apply tells
 	}
@@ -215,6 +220,7 @@ func (a *applier) applyOne(ctx context.Context, i int, res docResult) docResult 
 	if sameContent(before, out) {
 		res.Status = StatusUnchanged
 	}
+	res.detail = changeSummary(before, out, res.Status == StatusUnchanged, missing)
 	out.SetManagedFields(nil)
 	res.APIVersion, res.Kind, res.Object = out.GetAPIVersion(), out.GetKind(), out.Object
 	return res
@@ -225,6 +231,7 @@ func (a *applier) applyOne(ctx context.Context, i int, res docResult) docResult 
 // not applied yet, is reported as depends. It reports whether nothing failed.
 func (a *applier) dryRun(ctx context.Context) bool {
 	ok := true
+	a.phase = StatusDryRun
 	for i := range a.docs {
 		res := a.result(i)
 		res = a.dryRunOne(ctx, i, res)
@@ -246,7 +253,7 @@ func (a *applier) dryRunOne(ctx context.Context, i int, res docResult) docResult
 		}
 		return a.fail(ctx, i, res, err)
 	}
-	res.Namespace = obj.GetNamespace()
+	res.Namespace, res.resource = obj.GetNamespace(), resourceName(t.gvr)
 	out, err := a.c.Dynamic.Resource(t.gvr).Namespace(obj.GetNamespace()).Apply(ctx, obj.GetName(), obj,
 		metav1.ApplyOptions{FieldManager: FieldManager, Force: a.force, DryRun: []string{metav1.DryRunAll}})
 	if err != nil {

@@ -68,6 +68,7 @@ type proxyEnv struct {
 	ca  []byte       // the server's certificate (PEM)
 	fn  *resources.Function
 	cs  kubernetes.Interface // admin, straight to the cluster
+	rec *access.Recorder     // the function's audit recorder
 }
 
 // proxySetup serves the resources function behind the runtime's request-id and access-log middleware (whose
@@ -75,13 +76,23 @@ type proxyEnv struct {
 // registered as "test" (and "other", the same cluster under another name).
 func proxySetup(t *testing.T) *proxyEnv {
 	t.Helper()
+	return proxySetupWith(t, nil, 0)
+}
+
+// proxySetupWith is proxySetup with the function's audit entries going to audit (nil: the store) within timeout.
+func proxySetupWith(t *testing.T, audit access.AuditLog, timeout time.Duration) *proxyEnv {
+	t.Helper()
 	if kube == nil {
 		t.Skip("needs the real kube-apiserver (not in -short mode)")
 	}
 	api := apitest.Start(t, nil, apitest.Function("resources"))
 	api.AddCluster("test", kube.AdminKubeconfig())
 	api.AddCluster("other", kube.AdminKubeconfig())
-	fn := resources.New(resources.Deps{Clients: api.Platform.Clients, Registry: api.Platform.Store})
+	if audit == nil {
+		audit = api.Platform.Store
+	}
+	rec := access.NewRecorder(audit, timeout)
+	fn := resources.New(resources.Deps{Clients: api.Platform.Clients, Registry: api.Platform.Store, Audit: rec})
 	log := zaptest.NewLogger(t).Sugar()
 	if err := fn.Start(logging.WithLogger(context.Background(), log), nil); err != nil {
 		t.Fatal(err)
@@ -90,7 +101,8 @@ func proxySetup(t *testing.T) *proxyEnv {
 	srv := httptest.NewTLSServer(httpapi.RequestID(log, httpapi.AccessLog(withCaller(http.HandlerFunc(fn.Handle)))))
 	t.Cleanup(srv.Close)
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	return &proxyEnv{api: api, url: srv.URL, hc: srv.Client(), ca: ca, fn: fn, cs: kubernetes.NewForConfigOrDie(kube.RESTConfig())}
+	return &proxyEnv{api: api, url: srv.URL, hc: srv.Client(), ca: ca, fn: fn,
+		cs: kubernetes.NewForConfigOrDie(kube.RESTConfig()), rec: rec}
 }
 
 // config reaches cluster through the proxy as the caller of token.

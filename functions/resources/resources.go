@@ -57,6 +57,8 @@ type Function struct {
 	registry Registry
 	log      *zap.SugaredLogger
 	now      func() time.Time
+	// audit records writes, proxy writes and pod sessions (nil: not recorded).
+	audit Recorder
 	// impersonate, when set, names who a caller acts as on clusters that ask for impersonation (the
 	// cluster record's setting); nil: kitefn's own credentials act for everyone.
 	impersonate Impersonator
@@ -79,22 +81,25 @@ type Deps struct {
 	// Registry gives the cluster records: the Prometheus URL discovery saved, the clusters a kubeconfig
 	// handout lists.
 	Registry Registry
+	// Audit records writes: apply (one entry per document), delete, scale, restart, and the proxy's writes and
+	// exec, attach and port-forward sessions (nil: not recorded).
+	Audit Recorder
 }
 
 // New makes the function over its dependencies; Start reads its configuration.
 func New(d Deps) *Function {
-	f := &Function{mux: httpapi.NewMux(), clients: d.Clients, registry: d.Registry, now: time.Now}
+	f := &Function{mux: httpapi.NewMux(), clients: d.Clients, registry: d.Registry, now: time.Now, audit: d.Audit}
 	f.mux.Handle(http.MethodGet, "/api/v1/resources/{path...}", f.withCluster(f.get))
-	f.mux.Handle(http.MethodDelete, "/api/v1/resources/{path...}", f.withCluster(f.delete))
-	f.mux.Handle(http.MethodPost, "/api/v1/resources/{path...}", f.withCluster(f.action))
-	f.mux.Handle(http.MethodPost, "/api/v1/apply", f.withCluster(f.apply))
+	f.mux.Handle(http.MethodDelete, "/api/v1/resources/{path...}", f.withCluster(f.auditedWrite("delete", f.delete)))
+	f.mux.Handle(http.MethodPost, "/api/v1/resources/{path...}", f.withCluster(f.auditedWrite("", f.action)))
+	f.mux.Handle(http.MethodPost, "/api/v1/apply", f.withCluster(f.auditedWrite("apply", f.apply)))
 	f.mux.Handle(http.MethodGet, "/api/v1/crds", f.withCluster(f.listCRDs))
 	f.mux.Handle(http.MethodGet, "/api/v1/crds/families", f.withCluster(f.families))
 	f.mux.Handle(http.MethodGet, "/api/v1/clusters/{ref}/prometheus/query", f.promQuery)
 	f.mux.Handle(http.MethodGet, "/api/v1/clusters/{ref}/prometheus/query_range", f.promQueryRange)
 	f.mux.Handle(http.MethodGet, "/api/v1/clusters/{ref}/kubeconfig", f.kubeconfig)
 	for _, m := range proxyMethods {
-		f.mux.Handle(m, proxyPrefix+"{cluster}/{path...}", f.proxy)
+		f.mux.Handle(m, proxyPrefix+"{cluster}/{path...}", f.auditedProxy(f.proxy))
 	}
 	return f
 }

@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/kitefn/kitefn/shared/access"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 )
@@ -28,6 +29,7 @@ func (f *Function) delete(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	noteTarget(r.Context(), req)
 	if req.name == "" || req.subresource != "" {
 		writeError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
 			"DELETE names one object: /api/v1/resources/{resource}/{namespace}/{name}"))
@@ -60,6 +62,7 @@ func (f *Function) delete(w http.ResponseWriter, r *http.Request) {
 	} else if dry {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
+	noteDelete(r.Context(), opts)
 	c := client(r)
 	if err := c.Dynamic.Resource(req.gvr).Namespace(req.namespace).Delete(r.Context(), req.name, opts); err != nil {
 		writeError(w, r, kube.APIError(c.Name, err))
@@ -79,6 +82,7 @@ func (f *Function) action(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	noteTarget(r.Context(), req)
 	switch {
 	case req.name != "" && req.subresource == "scale":
 		f.scale(w, r, req)
@@ -109,6 +113,7 @@ func (f *Function) scale(w http.ResponseWriter, r *http.Request, req request) {
 	}
 	c := client(r)
 	patch, _ := json.Marshal(map[string]any{"spec": map[string]any{"replicas": *body.Replicas}})
+	from := replicasBefore(r.Context(), c.Dynamic.Resource(req.gvr).Namespace(req.namespace), req.name)
 	out, err := c.Dynamic.Resource(req.gvr).Namespace(req.namespace).Patch(r.Context(), req.name,
 		types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "scale")
 	if err != nil {
@@ -121,6 +126,7 @@ func (f *Function) scale(w http.ResponseWriter, r *http.Request, req request) {
 		writeError(w, r, apiErr)
 		return
 	}
+	noteScale(r.Context(), from, *body.Replicas)
 	httpapi.WriteJSON(w, http.StatusOK, out.Object)
 }
 
@@ -154,6 +160,7 @@ func (f *Function) restart(w http.ResponseWriter, r *http.Request, req request) 
 		return
 	}
 	out.SetManagedFields(nil)
+	access.AuditOf(ctx).Detail = "pod template restarted (" + RestartAnnotation + ")"
 	httpapi.WriteJSON(w, http.StatusOK, out.Object)
 }
 
