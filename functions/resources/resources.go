@@ -57,9 +57,6 @@ type Function struct {
 	registry Registry
 	log      *zap.SugaredLogger
 	now      func() time.Time
-	// impersonate, when set, names who a caller acts as on clusters that ask for impersonation (the
-	// cluster record's setting); nil: kitefn's own credentials act for everyone.
-	impersonate Impersonator
 }
 
 // Registry is what the function reads of the cluster registry.
