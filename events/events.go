@@ -34,14 +34,15 @@ type ClusterData struct {
 // Cluster is a cluster as events carry it: its own type, so the event format changes only when this file does
 // (not with the stored record or the HTTP API).
 type Cluster struct {
-	ID         uint64            `json:"id"`
-	Name       string            `json:"name"`
-	Server     string            `json:"server"`
-	Labels     map[string]string `json:"labels,omitempty"`
-	Prometheus Prometheus        `json:"prometheus"`
-	CreatedAt  time.Time         `json:"createdAt"`
-	UpdatedAt  time.Time         `json:"updatedAt"`
-	Version    uint64            `json:"version"`
+	ID          uint64            `json:"id"`
+	Name        string            `json:"name"`
+	Server      string            `json:"server"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Prometheus  Prometheus        `json:"prometheus"`
+	Impersonate bool              `json:"impersonate"`
+	CreatedAt   time.Time         `json:"createdAt"`
+	UpdatedAt   time.Time         `json:"updatedAt"`
+	Version     uint64            `json:"version"`
 }
 
 // Prometheus is a cluster's Prometheus state in an event.
@@ -58,7 +59,7 @@ func ClusterFromRecord(rec *store.Cluster) *Cluster {
 	return &Cluster{ID: c.ID, Name: c.Name, Server: c.Server, Labels: c.Labels,
 		Prometheus: Prometheus{URL: c.Prometheus.URL, Status: string(c.Prometheus.Status),
 			Message: c.Prometheus.Message, CheckedAt: c.Prometheus.CheckedAt},
-		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, Version: c.Version}
+		Impersonate: c.Impersonate, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, Version: c.Version}
 }
 
 // Subject is the CloudEvent subject of a cluster's events: its ID.

@@ -30,6 +30,8 @@ type createRequest struct {
 	Context       string            `json:"context,omitempty"`
 	PrometheusURL string            `json:"prometheusURL,omitempty"`
 	Labels        map[string]string `json:"labels,omitempty"`
+	// Impersonate makes kitefn act on the cluster as each caller (README, "Register a cluster").
+	Impersonate bool `json:"impersonate,omitempty"`
 }
 
 // updateRequest changes what it names; absent fields stay. Version, or an If-Match header, makes the update
@@ -40,6 +42,7 @@ type updateRequest struct {
 	Context       string             `json:"context,omitempty"`
 	PrometheusURL *string            `json:"prometheusURL,omitempty"`
 	Labels        *map[string]string `json:"labels,omitempty"`
+	Impersonate   *bool              `json:"impersonate,omitempty"`
 	Version       *uint64            `json:"version,omitempty"`
 }
 
@@ -127,7 +130,7 @@ func (f *Function) prepare(ctx context.Context, req createRequest, verify bool) 
 		return nil, err
 	}
 	return &store.Cluster{Name: req.Name, Server: kc.Server, Kubeconfig: sealed, Labels: req.Labels,
-		Prometheus: prometheusFor(req.PrometheusURL)}, nil
+		Prometheus: prometheusFor(req.PrometheusURL), Impersonate: req.Impersonate}, nil
 }
 
 // admitKubeconfig refuses a kubeconfig whose server kitefn must not contact, verifies it when asked, and
@@ -206,11 +209,12 @@ func (f *Function) update(w http.ResponseWriter, r *http.Request) {
 // patch is a validated update, its kubeconfig already checked and sealed, ready to apply to any version of the
 // record.
 type patch struct {
-	name       *string
-	labels     *map[string]string
-	prometheus *store.Prometheus
-	kubeconfig []byte
-	server     string
+	name        *string
+	labels      *map[string]string
+	prometheus  *store.Prometheus
+	impersonate *bool
+	kubeconfig  []byte
+	server      string
 }
 
 // preparePatch validates the requested changes once, however often commit has to re-apply them.
@@ -238,6 +242,7 @@ func (f *Function) preparePatch(ctx context.Context, req updateRequest, verify b
 		prom := prometheusFor(*req.PrometheusURL)
 		p.prometheus = &prom
 	}
+	p.impersonate = req.Impersonate
 	if req.Kubeconfig == nil {
 		if req.Context != "" {
 			return p, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
@@ -271,6 +276,10 @@ func (p patch) apply(rec *store.Cluster) (*store.Cluster, []string) {
 	if p.prometheus != nil {
 		next.Prometheus = *p.prometheus
 		changed = append(changed, "prometheus")
+	}
+	if p.impersonate != nil && *p.impersonate != rec.Impersonate {
+		next.Impersonate = *p.impersonate
+		changed = append(changed, "impersonate")
 	}
 	if p.kubeconfig != nil {
 		next.Kubeconfig, next.Server = p.kubeconfig, p.server

@@ -27,6 +27,8 @@ type importRequest struct {
 	Names         map[string]string `json:"names,omitempty"`
 	Labels        map[string]string `json:"labels,omitempty"`
 	PrometheusURL string            `json:"prometheusURL,omitempty"`
+	// Impersonate applies to every imported context, as Labels and PrometheusURL do.
+	Impersonate bool `json:"impersonate,omitempty"`
 }
 
 // importResult is the outcome for one context: Status is the HTTP status a single registration would have had.
@@ -108,7 +110,7 @@ func (f *Function) importContexts(ctx context.Context, cfg *clientcmdapi.Config,
 			one, err := kubeconfig.Extract(cfg, c)
 			if err == nil {
 				prepared[i], err = f.prepare(ctx, createRequest{Name: name, Kubeconfig: string(one.Config),
-					Labels: req.Labels, PrometheusURL: req.PrometheusURL}, verify)
+					Labels: req.Labels, PrometheusURL: req.PrometheusURL, Impersonate: req.Impersonate}, verify)
 			}
 			if err != nil {
 				results[i].Error = httpapi.AsError(invalidKubeconfig(err))

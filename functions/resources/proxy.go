@@ -22,6 +22,7 @@ import (
 	"knative.dev/pkg/logging"
 
 	"github.com/kitefn/kitefn/shared/access"
+	"github.com/kitefn/kitefn/shared/clusterhttp"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 )
@@ -32,10 +33,6 @@ const proxyPrefix = "/k8s/clusters/"
 
 // proxyMethods are the methods the proxy forwards (GET covers HEAD).
 var proxyMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
-
-// Impersonator names the Kubernetes identity a caller acts as on a cluster that asks for impersonation; ok is
-// false when the cluster does not (then kitefn's own credentials act, bounded by the caller's kitefn role).
-type Impersonator func(cl *kube.Client, caller *access.Caller) (user string, groups []string, ok bool)
 
 // proxy forwards the request to the cluster's API once the caller's role and scope admit it.
 func (f *Function) proxy(w http.ResponseWriter, r *http.Request) {
@@ -61,6 +58,12 @@ func (f *Function) proxy(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, r, httpapi.Errorf(http.StatusForbidden, httpapi.CodeForbidden, "kitefn: %s", why))
 		return
 	}
+	// On a cluster that impersonates, the caller's identity: the cluster's RBAC decides, its audit names them.
+	acting, err := clusterhttp.ActingFor(r.Context(), f.clients, cl)
+	if err != nil {
+		writeStatus(w, r, err)
+		return
+	}
 	pc, err := proxyConnFor(cl)
 	if err != nil {
 		writeStatus(w, r, err)
@@ -70,12 +73,12 @@ func (f *Function) proxy(w http.ResponseWriter, r *http.Request) {
 	out.URL.Path, out.URL.RawPath = path, rawPath
 	out.RequestURI = ""
 	out.Header = forwardHeaders(r.Header)
-	if f.impersonate != nil {
-		if user, groups, ok := f.impersonate(cl, caller); ok {
-			out.Header.Set(transport.ImpersonateUserHeader, user)
-			for _, g := range groups {
-				out.Header.Add(transport.ImpersonateGroupHeader, g)
-			}
+	// Set on the request rather than by acting's transport, so plain and upgraded requests (exec, whose
+	// transport is built from the base connection) carry it alike; the caller's own were stripped above.
+	if as := acting.As; as != nil {
+		out.Header.Set(transport.ImpersonateUserHeader, as.User)
+		for _, g := range as.Groups {
+			out.Header.Add(transport.ImpersonateGroupHeader, g)
 		}
 	}
 	h := proxy.NewUpgradeAwareHandler(pc.target, pc.transport, false, false, statusResponder{cluster: cl.Name})

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -33,7 +34,6 @@ import (
 	"github.com/kitefn/kitefn/functions/resources"
 	"github.com/kitefn/kitefn/shared/access"
 	"github.com/kitefn/kitefn/shared/httpapi"
-	kubeclient "github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/tests/apitest"
 	"github.com/kitefn/kitefn/tests/harness"
 )
@@ -41,7 +41,8 @@ import (
 // callers are the identities the proxy tests call as, by bearer token: the stand-in for the authentication
 // middleware, which puts the caller in the request context.
 var callers = map[string]*access.Caller{
-	"admin-token":    {Name: "admin", Kind: access.KindToken, Roles: []access.Role{access.Admin}},
+	"admin-token": {Name: "admin", Kind: access.KindToken, Roles: []access.Role{access.Admin},
+		Groups: []string{"team-x"}},
 	"operator-token": {Name: "op", Kind: access.KindToken, Roles: []access.Role{access.Operator}},
 	"viewer-token":   {Name: "view", Kind: access.KindToken, Roles: []access.Role{access.Viewer}},
 	"team-a-token": {Name: "team-a", Kind: access.KindToken, Roles: []access.Role{access.Operator},
@@ -248,9 +249,9 @@ func TestProxyAuthorisation(t *testing.T) {
 }
 
 // whoAmI asks the cluster who the request is, through the proxy, as the admin caller, with extra headers.
-func (e *proxyEnv) whoAmI(t *testing.T, hdr ...string) authnv1.UserInfo {
+func (e *proxyEnv) whoAmI(t *testing.T, cluster string, hdr ...string) authnv1.UserInfo {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.url+"/k8s/clusters/test/apis/authentication.k8s.io/v1/selfsubjectreviews",
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/k8s/clusters/"+cluster+"/apis/authentication.k8s.io/v1/selfsubjectreviews",
 		strings.NewReader(`{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}`))
 	req.Header.Set("Authorization", "Bearer admin-token")
 	req.Header.Set("Content-Type", "application/json")
@@ -272,17 +273,20 @@ func (e *proxyEnv) whoAmI(t *testing.T, hdr ...string) authnv1.UserInfo {
 func TestProxyImpersonation(t *testing.T) {
 	e := proxySetup(t)
 	// A caller's own Impersonate-* headers never reach the cluster: it sees kitefn's credentials (admin).
-	got := e.whoAmI(t, "Impersonate-User", limitedUser, "Impersonate-Group", "system:authenticated")
+	got := e.whoAmI(t, "test", "Impersonate-User", limitedUser, "Impersonate-Group", "system:authenticated")
 	if got.Username != harness.AdminUser {
 		t.Fatalf("a caller's Impersonate-User reached the cluster: the cluster saw %+v", got)
 	}
-	// The seam the cluster record's impersonation setting drives: kitefn names the identity.
-	e.fn.SetImpersonate(func(cl *kubeclient.Client, c *access.Caller) (string, []string, bool) {
-		return "token:" + c.Name, []string{"kitefn:" + string(c.Roles[0]), "team-x"}, cl.Name == "test"
-	})
-	got = e.whoAmI(t, "Impersonate-User", "system:admin")
-	if got.Username != "token:admin" || !strings.Contains(strings.Join(got.Groups, ","), "kitefn:admin,team-x") {
-		t.Fatalf("impersonated as %+v, want token:admin in kitefn:admin and team-x", got)
+	// On a cluster registered with impersonate, kitefn names the caller (token:<name>, their groups), and a
+	// caller's own Impersonate-* still does not reach it.
+	rec := e.api.AddCluster("imp", kube.AdminKubeconfig())
+	rec.Impersonate = true
+	if _, err := e.api.Platform.Store.Update(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	got = e.whoAmI(t, "imp", "Impersonate-User", "system:admin", "Impersonate-Group", "system:masters")
+	if got.Username != "token:admin" || !slices.Contains(got.Groups, "team-x") || slices.Contains(got.Groups, "system:masters") {
+		t.Fatalf("impersonated as %+v, want token:admin in team-x and not system:masters", got)
 	}
 }
 

@@ -59,9 +59,6 @@ type Function struct {
 	now      func() time.Time
 	// audit records writes, proxy writes and pod sessions (nil: not recorded).
 	audit Recorder
-	// impersonate, when set, names who a caller acts as on clusters that ask for impersonation (the
-	// cluster record's setting); nil: kitefn's own credentials act for everyone.
-	impersonate Impersonator
 }
 
 // Registry is what the function reads of the cluster registry.

@@ -24,9 +24,11 @@ type Cluster struct {
 	Server     string            `json:"server"`
 	Labels     map[string]string `json:"labels,omitempty"`
 	Prometheus Prometheus        `json:"prometheus"`
-	CreatedAt  time.Time         `json:"createdAt"`
-	UpdatedAt  time.Time         `json:"updatedAt"`
-	Version    uint64            `json:"version"`
+	// Impersonate: kitefn acts on the cluster as each caller, not as its kubeconfig's identity.
+	Impersonate bool      `json:"impersonate"`
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+	Version     uint64    `json:"version"`
 }
 
 // FromRecord is the public view of a stored record (nil for nil).
@@ -36,7 +38,7 @@ func FromRecord(rec *store.Cluster) *Cluster {
 	}
 	c := rec.Clone()
 	return &Cluster{ID: c.ID, Name: c.Name, Server: c.Server, Labels: c.Labels,
-		Prometheus: PrometheusFromRecord(c.Prometheus), CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		Prometheus: PrometheusFromRecord(c.Prometheus), Impersonate: c.Impersonate, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		Version: c.Version}
 }
 

@@ -16,10 +16,10 @@ func TestWireFormatsStay(t *testing.T) {
 	at := time.Date(2026, 11, 28, 10, 0, 0, 123000000, time.UTC)
 	rec := &store.Cluster{ID: 2, Name: "prod", Server: "https://127.0.0.1:6443", Kubeconfig: []byte("sealed-secret"),
 		Labels: map[string]string{"env": "prod"}, Prometheus: store.Prometheus{URL: "http://p", Status: store.PrometheusFound,
-			Message: "ok", CheckedAt: &at}, CreatedAt: at, UpdatedAt: at, Version: 3}
+			Message: "ok", CheckedAt: &at}, Impersonate: true, CreatedAt: at, UpdatedAt: at, Version: 3}
 	want := `{"id":2,"name":"prod","server":"https://127.0.0.1:6443","labels":{"env":"prod"},` +
 		`"prometheus":{"url":"http://p","status":"found","message":"ok","checkedAt":"2026-11-28T10:00:00.123Z"},` +
-		`"createdAt":"2026-11-28T10:00:00.123Z","updatedAt":"2026-11-28T10:00:00.123Z","version":3}`
+		`"impersonate":true,"createdAt":"2026-11-28T10:00:00.123Z","updatedAt":"2026-11-28T10:00:00.123Z","version":3}`
 	for name, v := range map[string]any{"api": clusterapi.FromRecord(rec), "event": events.ClusterFromRecord(rec)} {
 		got, err := json.Marshal(v)
 		if err != nil {

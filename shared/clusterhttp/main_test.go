@@ -41,7 +41,8 @@ func setup(t *testing.T) (*kube.Cache, store.Store) {
 		t.Fatal(err)
 	}
 	c, err := kube.NewCache(st, sealer, kube.Config{CacheSize: 8, Revalidate: 30 * time.Second, QPS: 50,
-		Burst: 100, Timeout: 10 * time.Second, UserAgent: "kitefn-test"})
+		Burst: 100, Timeout: 10 * time.Second, UserAgent: "kitefn-test", ImpersonationCacheSize: 16,
+		ImpersonateTokenPrefix: "token:", ImpersonateOIDCPrefix: "oidc:"})
 	if err != nil {
 		t.Fatal(err)
 	}

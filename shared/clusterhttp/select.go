@@ -9,14 +9,41 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kitefn/kitefn/shared/access"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/store"
 )
 
-// Clients is what Select needs: a client by cluster name or ID.
+// Clients is what Select needs: a client by cluster name or ID, and that client acting as a caller on a
+// cluster that impersonates (*kube.Cache).
 type Clients interface {
 	Client(ctx context.Context, ref string) (*kube.Client, error)
+	ActingAs(base *kube.Client, p *kube.Principal) (*kube.Client, error)
+}
+
+// PrincipalOf is who caller is to a cluster that impersonates: nil for no caller and for bootstrap callers
+// (KITEFN_API_TOKENS), who act as the stored kubeconfig. Any other kind is passed on, for the cache to refuse
+// unless it knows how to name it.
+func PrincipalOf(caller *access.Caller) *kube.Principal {
+	if caller == nil || caller.Kind == access.KindBootstrap {
+		return nil
+	}
+	kind := caller.Kind
+	switch kind {
+	case access.KindToken:
+		kind = kube.PrincipalToken
+	case access.KindOIDC:
+		kind = kube.PrincipalOIDC
+	}
+	return &kube.Principal{Kind: kind, Name: caller.Name, Groups: caller.Groups}
+}
+
+// ActingFor is the client of base's cluster for the request's caller: base unless the cluster impersonates,
+// else the client acting as the caller (its As says who).
+func ActingFor(ctx context.Context, clients Clients, base *kube.Client) (*kube.Client, error) {
+	caller, _ := access.CallerFrom(ctx)
+	return clients.ActingAs(base, PrincipalOf(caller))
 }
 
 // Registry is what Lookup reads.
@@ -51,8 +78,9 @@ func ClusterRef(r *http.Request) string {
 	return strings.TrimSpace(q.Get("x-cluster-name"))
 }
 
-// Select resolves the request's cluster and puts its client in the context, with a warnings collector whose
-// warnings become Warning headers (see Warnings); 400 when none is named, 404 naming it when unknown.
+// Select resolves the request's cluster and puts its client in the context — acting as the request's caller
+// when the cluster impersonates — with a warnings collector whose warnings become Warning headers (see
+// Warnings); 400 when none is named, 404 naming it when unknown.
 func Select(clients Clients, next http.Handler) http.Handler {
 	return Warnings(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ref := ClusterRef(r)
@@ -67,6 +95,10 @@ func Select(clients Clients, next http.Handler) http.Handler {
 			if errors.As(err, &nf) {
 				err = httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound, "cluster %q not found", ref)
 			}
+			httpapi.WriteError(w, r, err)
+			return
+		}
+		if c, err = ActingFor(r.Context(), clients, c); err != nil {
 			httpapi.WriteError(w, r, err)
 			return
 		}

@@ -37,6 +37,12 @@ type Config struct {
 	Burst      int           `envconfig:"KUBE_BURST" default:"100"`
 	Timeout    time.Duration `envconfig:"KUBE_TIMEOUT" default:"30s"`
 	UserAgent  string        `envconfig:"KUBE_USER_AGENT" default:"kitefn"`
+	// ImpersonationCacheSize bounds the clients kept per (cluster, caller) for clusters that impersonate.
+	ImpersonationCacheSize int `envconfig:"IMPERSONATION_CACHE_SIZE" default:"512"`
+	// ImpersonateTokenPrefix and ImpersonateOIDCPrefix start the impersonated user name of a named API token's
+	// caller and of an OIDC caller; either may be empty.
+	ImpersonateTokenPrefix string `envconfig:"IMPERSONATE_TOKEN_PREFIX" default:"token:"`
+	ImpersonateOIDCPrefix  string `envconfig:"IMPERSONATE_OIDC_PREFIX" default:"oidc:"`
 }
 
 // Validate says which setting is out of range.
@@ -50,6 +56,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("KITEFN_KUBE_QPS and KITEFN_KUBE_BURST must be positive, got %v and %d", c.QPS, c.Burst)
 	case c.Timeout < 0:
 		return fmt.Errorf("KITEFN_KUBE_TIMEOUT must not be negative, got %s", c.Timeout)
+	case c.ImpersonationCacheSize < 1:
+		return fmt.Errorf("KITEFN_IMPERSONATION_CACHE_SIZE must be at least 1, got %d", c.ImpersonationCacheSize)
 	}
 	return nil
 }
@@ -80,6 +88,9 @@ type Cache struct {
 	mu      sync.Mutex // orders storing a built client against Invalidate
 	byID    *lru.Cache[uint64, *entry]
 	flights map[uint64]*flight // only while a build runs, so bounded by concurrent builds
+	// acting holds the impersonating clients; its own lock orders a store against Invalidate's purge.
+	actingMu sync.Mutex
+	acting   *lru.Cache[actingKey, *Client]
 }
 
 type nameEntry struct {
@@ -102,8 +113,12 @@ func NewCache(reg Registry, opener Opener, cfg Config) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating name cache: %w", err)
 	}
+	acting, err := lru.New[actingKey, *Client](cfg.ImpersonationCacheSize)
+	if err != nil {
+		return nil, fmt.Errorf("creating impersonation cache: %w", err)
+	}
 	return &Cache{reg: reg, opener: opener, cfg: cfg, byID: byID, names: names, now: time.Now,
-		flights: map[uint64]*flight{}}, nil
+		flights: map[uint64]*flight{}, acting: acting}, nil
 }
 
 // Len is the number of cached clients.
@@ -141,13 +156,14 @@ func (c *Cache) Client(ctx context.Context, ref string) (*Client, error) {
 // label edit or a rename keeps it.
 func (c *Cache) Invalidate(id uint64) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if f := c.flights[id]; f != nil {
 		f.gen++
 	}
 	if e, ok := c.byID.Peek(id); ok {
 		e.checked.Store(0)
 	}
+	c.mu.Unlock()
+	c.dropActing(id)
 }
 
 // byIDRef returns a cached client still fresh, or re-validates it against rec (fetched when nil). Concurrent

@@ -106,7 +106,8 @@ func (c *fakeClock) Add(d time.Duration) {
 
 func testConfig() Config {
 	return Config{CacheSize: 8, Revalidate: 30 * time.Second, QPS: 50, Burst: 100, Timeout: 10 * time.Second,
-		UserAgent: "kitefn-test"}
+		UserAgent: "kitefn-test", ImpersonationCacheSize: 16, ImpersonateTokenPrefix: "token:",
+		ImpersonateOIDCPrefix: "oidc:"}
 }
 
 func setup(t *testing.T) (*Cache, *countingRegistry, *kubeconfig.Sealer, *fakeClock) {

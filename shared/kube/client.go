@@ -27,6 +27,10 @@ type Client struct {
 	ID      uint64
 	Name    string
 	Version uint64 // the registry version this view was made from
+	// Impersonate is the record's setting: requests for a caller should act as them (Cache.ActingAs).
+	Impersonate bool
+	// As is who this client acts as on the cluster; nil: the stored kubeconfig's own identity.
+	As *Identity
 	*Conn
 }
 
@@ -55,7 +59,8 @@ type Conn struct {
 // Attached returns the value kept on this client's connection under key, building it on first use. Functions
 // hang their per-cluster caches here (a RESTMapper, a CRD resolver): they live exactly as long as the
 // connection, so a new kubeconfig or a deleted cluster drops them, and a label edit or a rename does not.
-// build should use only the connection: the Client it gets is whichever view asked first.
+// build should use only the connection: the Client it gets is whichever view asked first. An impersonating
+// client (As set) has its own: what was built acting as one caller never serves another.
 func (cl *Client) Attached(key any, build func(*Client) (any, error)) (any, error) {
 	c := cl.Conn
 	c.mu.Lock()
@@ -80,7 +85,7 @@ func (c *Conn) CloseIdle() { utilnet.CloseIdleConnectionsFor(c.HTTP.Transport) }
 
 // view is a Client for rec over c.
 func (c *Conn) view(rec *store.Cluster) *Client {
-	return &Client{ID: rec.ID, Name: rec.Name, Version: rec.Version, Conn: c}
+	return &Client{ID: rec.ID, Name: rec.Name, Version: rec.Version, Impersonate: rec.Impersonate, Conn: c}
 }
 
 // RESTConfig turns a standalone kubeconfig into a rest.Config with kitefn's limits applied.

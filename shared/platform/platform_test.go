@@ -37,3 +37,28 @@ func TestDeployedFunctionNeverCreatesItsKey(t *testing.T) {
 		t.Fatal("deployed mode without a key started")
 	}
 }
+
+// The impersonation settings are read with the rest of the kube configuration and checked by -check-config.
+func TestImpersonationConfig(t *testing.T) {
+	cfg, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := cfg.Kube; k.ImpersonationCacheSize != 512 || k.ImpersonateTokenPrefix != "token:" || k.ImpersonateOIDCPrefix != "oidc:" {
+		t.Fatalf("defaults: %d %q %q", k.ImpersonationCacheSize, k.ImpersonateTokenPrefix, k.ImpersonateOIDCPrefix)
+	}
+	// An empty prefix is a choice, not a missing value.
+	t.Setenv("KITEFN_IMPERSONATE_TOKEN_PREFIX", "")
+	t.Setenv("KITEFN_IMPERSONATE_OIDC_PREFIX", "sso:")
+	t.Setenv("KITEFN_IMPERSONATION_CACHE_SIZE", "7")
+	if cfg, err = Load(); err != nil {
+		t.Fatal(err)
+	}
+	if k := cfg.Kube; k.ImpersonationCacheSize != 7 || k.ImpersonateTokenPrefix != "" || k.ImpersonateOIDCPrefix != "sso:" {
+		t.Fatalf("from the environment: %d %q %q", k.ImpersonationCacheSize, k.ImpersonateTokenPrefix, k.ImpersonateOIDCPrefix)
+	}
+	t.Setenv("KITEFN_IMPERSONATION_CACHE_SIZE", "0")
+	if _, err := Load(); err == nil || !strings.Contains(err.Error(), "KITEFN_IMPERSONATION_CACHE_SIZE") {
+		t.Fatalf("a cache size of 0: %v, want an error naming KITEFN_IMPERSONATION_CACHE_SIZE", err)
+	}
+}

@@ -42,8 +42,11 @@ type Cluster struct {
 	Kubeconfig []byte
 	Labels     map[string]string
 	Prometheus Prometheus
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// Impersonate makes kitefn act on the cluster as each caller (Impersonate-User/Group) instead of as the
+	// kubeconfig's own identity, so the cluster's RBAC decides and its audit log names the person.
+	Impersonate bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 	// Version starts at 1 and is bumped by every successful Update; Update compares it (compare-and-set).
 	Version uint64
 }

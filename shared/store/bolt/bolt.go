@@ -250,9 +250,11 @@ type record struct {
 	Kubeconfig []byte            `json:"kubeconfig,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
 	Prometheus promRecord        `json:"prometheus"`
-	CreatedAt  time.Time         `json:"createdAt"`
-	UpdatedAt  time.Time         `json:"updatedAt"`
-	Version    uint64            `json:"version"`
+	// Impersonate is omitted when false, so records written before it existed read the same.
+	Impersonate bool      `json:"impersonate,omitempty"`
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+	Version     uint64    `json:"version"`
 }
 
 type promRecord struct {
@@ -266,7 +268,7 @@ func put(clusters, names *bbolt.Bucket, c *store.Cluster) error {
 	raw, err := json.Marshal(record{ID: c.ID, Name: c.Name, Server: c.Server, Kubeconfig: c.Kubeconfig,
 		Labels: c.Labels, Prometheus: promRecord{URL: c.Prometheus.URL, Status: string(c.Prometheus.Status),
 			Message: c.Prometheus.Message, CheckedAt: c.Prometheus.CheckedAt},
-		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, Version: c.Version})
+		Impersonate: c.Impersonate, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, Version: c.Version})
 	if err != nil {
 		return fmt.Errorf("encode record: %w", err)
 	}
@@ -302,7 +304,7 @@ func decode(raw []byte) (*store.Cluster, error) {
 		Labels: rec.Labels, Prometheus: store.Prometheus{URL: rec.Prometheus.URL,
 			Status: store.PrometheusStatus(rec.Prometheus.Status), Message: rec.Prometheus.Message,
 			CheckedAt: store.NormTimePtr(rec.Prometheus.CheckedAt)},
-		CreatedAt: rec.CreatedAt.UTC(), UpdatedAt: rec.UpdatedAt.UTC(), Version: rec.Version}, nil
+		Impersonate: rec.Impersonate, CreatedAt: rec.CreatedAt.UTC(), UpdatedAt: rec.UpdatedAt.UTC(), Version: rec.Version}, nil
 }
 
 func idKey(id uint64) []byte {

@@ -193,6 +193,7 @@ type item struct {
 	PromStatus    string            `dynamodbav:"promStatus,omitempty"`
 	PromMessage   string            `dynamodbav:"promMessage,omitempty"`
 	PromCheckedAt string            `dynamodbav:"promCheckedAt,omitempty"`
+	Impersonate   bool              `dynamodbav:"impersonate,omitempty"`
 	CreatedAt     string            `dynamodbav:"createdAt"`
 	UpdatedAt     string            `dynamodbav:"updatedAt"`
 	Version       uint64            `dynamodbav:"version"`
@@ -209,6 +210,7 @@ func toItem(c *store.Cluster) (map[string]types.AttributeValue, error) {
 		PromURL:     c.Prometheus.URL,
 		PromStatus:  string(c.Prometheus.Status),
 		PromMessage: c.Prometheus.Message,
+		Impersonate: c.Impersonate,
 		CreatedAt:   formatTime(c.CreatedAt),
 		UpdatedAt:   formatTime(c.UpdatedAt),
 		Version:     c.Version,
@@ -239,7 +241,8 @@ func fromItem(av map[string]types.AttributeValue) (*store.Cluster, error) {
 			Status:  store.PrometheusStatus(it.PromStatus),
 			Message: it.PromMessage,
 		},
-		Version: it.Version,
+		Impersonate: it.Impersonate,
+		Version:     it.Version,
 	}
 	var err error
 	if c.CreatedAt, err = parseTime(it.CreatedAt); err != nil {

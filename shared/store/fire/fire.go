@@ -132,15 +132,16 @@ func (s *Store) Close() error {
 
 // doc is the stored form of a record. Firestore has no unsigned integers; IDs and versions fit in int64.
 type doc struct {
-	ID         int64             `firestore:"id"`
-	Name       string            `firestore:"name"`
-	Server     string            `firestore:"server"`
-	Kubeconfig []byte            `firestore:"kubeconfig"`
-	Labels     map[string]string `firestore:"labels"`
-	Prometheus promDoc           `firestore:"prometheus"`
-	CreatedAt  time.Time         `firestore:"createdAt"`
-	UpdatedAt  time.Time         `firestore:"updatedAt"`
-	Version    int64             `firestore:"version"`
+	ID          int64             `firestore:"id"`
+	Name        string            `firestore:"name"`
+	Server      string            `firestore:"server"`
+	Kubeconfig  []byte            `firestore:"kubeconfig"`
+	Labels      map[string]string `firestore:"labels"`
+	Prometheus  promDoc           `firestore:"prometheus"`
+	Impersonate bool              `firestore:"impersonate"`
+	CreatedAt   time.Time         `firestore:"createdAt"`
+	UpdatedAt   time.Time         `firestore:"updatedAt"`
+	Version     int64             `firestore:"version"`
 }
 
 type promDoc struct {
@@ -172,9 +173,10 @@ func toDoc(c *store.Cluster) doc {
 			Message:   c.Prometheus.Message,
 			CheckedAt: c.Prometheus.CheckedAt,
 		},
-		CreatedAt: c.CreatedAt,
-		UpdatedAt: c.UpdatedAt,
-		Version:   int64(c.Version),
+		Impersonate: c.Impersonate,
+		CreatedAt:   c.CreatedAt,
+		UpdatedAt:   c.UpdatedAt,
+		Version:     int64(c.Version),
 	}
 }
 
@@ -195,9 +197,10 @@ func fromSnapshot(snap *firestore.DocumentSnapshot) (*store.Cluster, error) {
 			Message:   d.Prometheus.Message,
 			CheckedAt: store.NormTimePtr(d.Prometheus.CheckedAt),
 		},
-		CreatedAt: d.CreatedAt.UTC(),
-		UpdatedAt: d.UpdatedAt.UTC(),
-		Version:   uint64(d.Version),
+		Impersonate: d.Impersonate,
+		CreatedAt:   d.CreatedAt.UTC(),
+		UpdatedAt:   d.UpdatedAt.UTC(),
+		Version:     uint64(d.Version),
 	}, nil
 }
 

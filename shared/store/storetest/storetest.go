@@ -96,6 +96,7 @@ func sample(name string) *store.Cluster {
 			Message:   "found via service monitoring/prometheus",
 			CheckedAt: &checked,
 		},
+		Impersonate: true,
 	}
 }
 
@@ -282,6 +283,7 @@ func testUpdate(ctx context.Context, t *testing.T, a, b store.Store) {
 	in.Server = "https://moved.example.test:6443"
 	in.Kubeconfig = []byte("new sealed bytes")
 	in.Labels = map[string]string{"only": "this"}
+	in.Impersonate = false // sample has it on: turning it off must persist (not read back as the old value)
 	checked := time.Date(2027, 1, 1, 0, 0, 0, 5_000_000, time.UTC)
 	in.Prometheus = store.Prometheus{Status: store.PrometheusFailed, Message: "timeout", CheckedAt: &checked}
 	in.CreatedAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC) // must be ignored
@@ -332,12 +334,17 @@ func testUpdate(ctx context.Context, t *testing.T, a, b store.Store) {
 	// The other instance continues from the new version.
 	next := updated.Clone()
 	next.Labels = nil
+	next.Impersonate = true
 	again, err := a.Update(ctx, next)
 	if err != nil {
 		t.Fatalf("second Update: %v", err)
 	}
-	if again.Version != 3 || len(again.Labels) != 0 {
-		t.Errorf("second Update returned version %d labels %v, want version 3 and no labels", again.Version, again.Labels)
+	if again.Version != 3 || len(again.Labels) != 0 || !again.Impersonate {
+		t.Errorf("second Update returned version %d labels %v impersonate %v, want version 3, no labels, impersonate",
+			again.Version, again.Labels, again.Impersonate)
+	}
+	if got := mustGet(ctx, t, b, created.ID); !got.Impersonate {
+		t.Error("Get after turning impersonate back on reads it off")
 	}
 	checkIDs(ctx, t, b, []uint64{1})
 }
@@ -794,6 +801,9 @@ func diffCluster(want, got *store.Cluster) string {
 	}
 	if !maps.Equal(want.Labels, got.Labels) {
 		add("Labels", want.Labels, got.Labels)
+	}
+	if want.Impersonate != got.Impersonate {
+		add("Impersonate", want.Impersonate, got.Impersonate)
 	}
 	wp, gp := want.Prometheus, got.Prometheus
 	if wp.URL != gp.URL || wp.Status != gp.Status || wp.Message != gp.Message {
