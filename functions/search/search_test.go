@@ -26,6 +26,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/kitefn/kitefn/functions/search"
+	"github.com/kitefn/kitefn/shared/access"
 	"github.com/kitefn/kitefn/tests/apitest"
 	"github.com/kitefn/kitefn/tests/harness"
 )
@@ -433,6 +434,7 @@ func TestSearchForbiddenKinds(t *testing.T) {
 type indexStatus struct {
 	Bytes, BudgetBytes int64
 	Evictions          int64
+	Objects            int
 	Clusters           []struct {
 		Name    string
 		Indexed bool
@@ -576,6 +578,9 @@ func TestSearchResultCacheIsPerCaller(t *testing.T) {
 		req := httptest.NewRequest(http.MethodGet, "/api/v1/search?"+q("cached", "namespace=cache", "types=cm"), nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("X-Cluster-Name", "test")
+		// The runtime would put the caller there; one caller behind many tokens keeps the key per credential.
+		req = req.WithContext(access.WithCaller(req.Context(), &access.Caller{Name: "tester", Kind: access.KindToken,
+			Roles: []access.Role{access.Viewer}}))
 		rec := httptest.NewRecorder()
 		fn.Handle(rec, req)
 		var a answer
