@@ -2,6 +2,7 @@ package search
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -72,6 +73,10 @@ func TestListableAsksClusterWideFirst(t *testing.T) {
 	}
 	if got := rv.sent(); !slices.Equal(got, []string{"list pods/"}) {
 		t.Fatalf("asked %v: a cluster-wide allow covers every namespace", got)
+	}
+	// No cache (KITEFN_SEARCH_ACCESS_TTL=0): every search asks again.
+	if _, _, err := check(rv, nil).listable(t.Context(), podsRes, nil); err != nil || len(rv.sent()) != 2 {
+		t.Fatalf("uncached: %v, asked %v", err, rv.sent())
 	}
 }
 
@@ -154,5 +159,23 @@ func TestCallerKeySeparatesScopes(t *testing.T) {
 	}
 	if callerKey("Bearer t", base) == callerKey("Bearer u", base) {
 		t.Fatal("the credential is not in the key")
+	}
+}
+
+func TestAccessTTLConfig(t *testing.T) {
+	t.Setenv("KITEFN_SEARCH_ACCESS_TTL", "-1s")
+	if _, err := LoadConfig(); err == nil || !strings.Contains(err.Error(), "KITEFN_SEARCH_ACCESS_TTL") {
+		t.Fatalf("a negative TTL: %v", err)
+	}
+	t.Setenv("KITEFN_SEARCH_ACCESS_TTL", "0")
+	cfg, err := LoadConfig()
+	if err != nil || cfg.AccessTTL != 0 {
+		t.Fatalf("0 turns the cache off: %v %v", cfg.AccessTTL, err)
+	}
+	if err := os.Unsetenv("KITEFN_SEARCH_ACCESS_TTL"); err != nil { // t.Setenv restores it afterwards
+		t.Fatal(err)
+	}
+	if cfg, err = LoadConfig(); err != nil || cfg.AccessTTL != 30*time.Second {
+		t.Fatalf("default: %v %v", cfg.AccessTTL, err)
 	}
 }
