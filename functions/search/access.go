@@ -92,6 +92,7 @@ func (a *accessCheck) listable(ctx context.Context, res index.Resource, namespac
 	allowed = make(map[string]bool, len(namespaces))
 	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(reviewsInFlight) // no more goroutines than reviews that may be in flight
 	for _, ns := range namespaces {
 		g.Go(func() error {
 			ok, err := a.may(gctx, res, ns)

@@ -415,6 +415,12 @@ func TestSearchImpersonatedRBAC(t *testing.T) {
 		t.Fatalf("carol: %d %v %+v %+v", r.Status, a.names(), a.Errors, a.Clusters)
 	}
 
+	// Relations as carol: the start object cannot be read as her, and is not read as anyone else.
+	_, r = e.graphAs(t, "carol-token", "/api/v1/relations/deployments/rbac-a/rbac-web", 502)
+	if r.JSON["error"].(map[string]any)["code"] != "cluster_unreachable" || strings.Contains(string(r.Body), "uid") {
+		t.Fatalf("carol's relations: %s", r.Body)
+	}
+
 	// Relations as bob, who may read the workload kinds in rbac-a only.
 	rs, err := e.cs.AppsV1().ReplicaSets("rbac-a").Create(ctx, &appsv1.ReplicaSet{
 		ObjectMeta: metav1.ObjectMeta{Name: "rbac-web-1", Labels: labels},
