@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -478,3 +479,55 @@ func TestSearchImpersonatedRBAC(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// TestSearchScopeInsideTheFunction: the function holds the cluster scope itself (the runtime's table refuses
+// first in a deployment; here the handler is called directly, as the table could miss a cluster named by an ID it
+// could not resolve), and a request without a caller is refused, not served as nobody in particular.
+func TestSearchScopeInsideTheFunction(t *testing.T) {
+	e := setup(t, nil)
+	fn := e.direct(t)
+	call := func(path string, caller *access.Caller) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		req.Header.Set("X-Cluster-Name", "test")
+		if caller != nil {
+			req = req.WithContext(access.WithCaller(req.Context(), caller))
+		}
+		rec := httptest.NewRecorder()
+		fn.Handle(rec, req)
+		return rec
+	}
+	scoped := viewer("a-only", []string{"a*"}, nil)
+	for _, path := range []string{"/api/v1/search?" + q("anything"), "/api/v1/relations/namespaces/default"} {
+		rec := call(path, scoped)
+		if rec.Code != 403 || !strings.Contains(rec.Body.String(), `cluster \"test\" is outside the cluster scope`) {
+			t.Fatalf("%s out of scope: %d %s", path, rec.Code, rec.Body)
+		}
+		if rec = call(path, nil); rec.Code != 403 || !strings.Contains(rec.Body.String(), "no authenticated caller") {
+			t.Fatalf("%s without a caller: %d %s", path, rec.Code, rec.Body)
+		}
+		if rec = call(path, viewer("all", nil, nil)); rec.Code != 200 {
+			t.Fatalf("%s in scope: %d %s", path, rec.Code, rec.Body)
+		}
+	}
+	if rec := call("/api/v1/search/status", nil); rec.Code != 403 {
+		t.Fatalf("status without a caller: %d", rec.Code)
+	}
+}
+
+// direct starts another search function over the test server's platform, to call its handler directly (as
+// callers the runtime would not let through, or several callers behind one token).
+func (e *env) direct(t *testing.T) *search.Function {
+	t.Helper()
+	fn := search.New(search.Deps{Clients: e.api.Platform.Clients, Registry: e.api.Platform.Store})
+	if err := fn.Start(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := fn.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return fn
+}
