@@ -38,6 +38,9 @@ type Config struct {
 	// Revalidate is how often indexed clusters are checked against the registry, so a deleted cluster's or an
 	// old connection's watches stop even if nobody searches it again.
 	Revalidate time.Duration `envconfig:"SEARCH_REVALIDATE" default:"30s"`
+	// AccessTTL is how long a cluster's answer to "may this identity list this kind here" is reused on
+	// clusters that impersonate the caller; 0 asks the cluster on every search.
+	AccessTTL time.Duration `envconfig:"SEARCH_ACCESS_TTL" default:"30s"`
 
 	budget int64
 
@@ -54,6 +57,9 @@ type Registry interface {
 type Deps struct {
 	Clients  clusterhttp.Clients
 	Registry Registry
+	// ActAs, when set, gives the client acting as the caller on clusters that impersonate: search filters the
+	// shared index by what that identity may list, relations list through it. Nil: kitefn's scopes only.
+	ActAs ActAs
 }
 
 // Function is the search function.
@@ -61,12 +67,14 @@ type Function struct {
 	cfg      Config
 	clients  clusterhttp.Clients
 	registry Registry
+	actAs    ActAs
 	mux      *httpapi.Mux
 	log      *zap.SugaredLogger
 	now      func() time.Time
 
 	index    *index.Manager
 	results  *expirable.LRU[string, []byte] // nil when KITEFN_SEARCH_CACHE_TTL is 0
+	access   *decisions                     // nil when KITEFN_SEARCH_ACCESS_TTL is 0
 	families []crd.Family
 	stop     context.CancelFunc
 	stopped  chan struct{}
@@ -83,7 +91,7 @@ var (
 
 // New makes the function over its dependencies; Start reads its configuration.
 func New(d Deps) *Function {
-	f := &Function{clients: d.Clients, registry: d.Registry, mux: httpapi.NewMux(), now: time.Now}
+	f := &Function{clients: d.Clients, registry: d.Registry, actAs: d.ActAs, mux: httpapi.NewMux(), now: time.Now}
 	f.mux.Handle(http.MethodGet, "/api/v1/search", f.search)
 	f.mux.Handle(http.MethodGet, "/api/v1/search/status", f.status)
 	f.mux.Handle(http.MethodGet, "/api/v1/relations/{path...}", f.relations)
@@ -107,6 +115,9 @@ func LoadConfig() (Config, error) {
 	cfg.budget = q.Value()
 	if cfg.CacheTTL < 0 {
 		return cfg, fmt.Errorf("KITEFN_SEARCH_CACHE_TTL must not be negative, got %s", cfg.CacheTTL)
+	}
+	if cfg.AccessTTL < 0 {
+		return cfg, fmt.Errorf("KITEFN_SEARCH_ACCESS_TTL must not be negative, got %s", cfg.AccessTTL)
 	}
 	if cfg.Revalidate <= 0 {
 		return cfg, fmt.Errorf("KITEFN_SEARCH_REVALIDATE must be positive, got %s", cfg.Revalidate)
@@ -135,6 +146,9 @@ func (f *Function) Start(ctx context.Context, _ map[string]string) error {
 	f.index = index.NewManager(index.Options{Budget: cfg.budget, Log: f.log})
 	if cfg.CacheTTL > 0 {
 		f.results = expirable.NewLRU[string, []byte](resultCacheSize, nil, cfg.CacheTTL)
+	}
+	if cfg.AccessTTL > 0 {
+		f.access = expirable.NewLRU[accessKey, bool](accessCacheSize, nil, cfg.AccessTTL)
 	}
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	f.stop, f.stopped = stop, make(chan struct{})

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	"github.com/kitefn/kitefn/functions/search/graph"
+	"github.com/kitefn/kitefn/shared/access"
 	"github.com/kitefn/kitefn/shared/clusterhttp"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
@@ -56,8 +57,14 @@ func (c RelationsConfig) check() error {
 }
 
 // relations serves GET /api/v1/relations/{resource}/{namespace}/{name} (cluster-scoped: /{resource}/{name})
-// with ?depth=1..5 (3 by default): the graph around one object of the selected cluster.
+// with ?depth=1..5 (3 by default): the graph around one object of the selected cluster, within the caller's
+// scopes and, on a cluster that impersonates the caller, read as the caller.
 func (f *Function) relations(w http.ResponseWriter, r *http.Request) {
+	caller, ok := access.CallerFrom(r.Context())
+	if !ok {
+		httpapi.WriteError(w, r, noCaller())
+		return
+	}
 	segs := strings.Split(strings.Trim(r.PathValue("path"), "/"), "/")
 	if len(segs) < 2 || len(segs) > 3 || slices.Contains(segs, "") {
 		httpapi.WriteError(w, r, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
@@ -76,7 +83,11 @@ func (f *Function) relations(w http.ResponseWriter, r *http.Request) {
 	}
 	clusterhttp.Select(f.clients, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := clusterhttp.ClientFrom(r.Context())
-		g, err := f.graph(r.Context(), c, segs, depth)
+		if !caller.AllowsCluster(c.Name) {
+			httpapi.WriteError(w, r, clusterOutOfScope(caller, c.Name))
+			return
+		}
+		g, err := f.graph(r.Context(), c, caller, segs, depth)
 		if err != nil {
 			httpapi.WriteError(w, r, err)
 			return
@@ -85,8 +96,10 @@ func (f *Function) relations(w http.ResponseWriter, r *http.Request) {
 	})).ServeHTTP(w, r)
 }
 
-// graph reads the start object and builds its graph.
-func (f *Function) graph(ctx context.Context, c *kube.Client, segs []string, depth int) (*graph.Graph, error) {
+// graph reads the start object and builds its graph. A start object outside the caller's namespace scope is a
+// 403 before anything is read (whether it exists is not the caller's to know); objects outside it are left out.
+func (f *Function) graph(ctx context.Context, c *kube.Client, caller *access.Caller, segs []string,
+	depth int) (*graph.Graph, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.RelationsTimeout)
 	defer cancel()
 	st, err := f.relationsState(c)
@@ -111,8 +124,24 @@ func (f *Function) graph(ctx context.Context, c *kube.Client, segs []string, dep
 		return nil, httpapi.Errorf(http.StatusBadRequest, httpapi.CodeBadRequest,
 			"%s is cluster-scoped: /api/v1/relations/%s/{name}", segs[0], segs[0])
 	}
+	if !caller.AllowsNamespace(namespace) {
+		return nil, namespaceOutOfScope(caller, graph.Resource(m.Resource), namespace)
+	}
+	// On a cluster that impersonates the caller every read is the caller's own, so its RBAC decides: a kind
+	// they may not list is a gap in the answer's errors. Those reads are not shared with other callers.
+	lister, direct := st.lister, graph.ClusterLister{Dynamic: c.Dynamic, Metadata: c.Metadata}
+	if f.actAs != nil {
+		as, _, err := f.actAs(ctx, c, caller)
+		if err != nil {
+			return nil, kube.APIError(c.Name, fmt.Errorf("acting as %s %q: %w", caller.Kind, caller.Name, err))
+		}
+		if as != nil {
+			direct = graph.ClusterLister{Dynamic: as.Dynamic, Metadata: as.Metadata}
+			lister = direct
+		}
+	}
 	// The start object is read afresh: whether it exists is the answer's status.
-	start, err := graph.ClusterLister{Dynamic: c.Dynamic, Metadata: c.Metadata}.Get(ctx, m.Resource, namespace, name)
+	start, err := direct.Get(ctx, m.Resource, namespace, name)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
 			where := ""
@@ -124,8 +153,9 @@ func (f *Function) graph(ctx context.Context, c *kube.Client, segs []string, dep
 		}
 		return nil, kube.APIError(c.Name, err)
 	}
-	b := graph.Builder{Lister: st.lister, Mapper: st.mapper, MaxNodes: f.cfg.RelationsMaxNodes,
-		Concurrency: f.cfg.RelationsConcurrency, Refresh: st.refresher(f.now, f.cfg.DiscoveryResetInterval)}
+	b := graph.Builder{Lister: lister, Mapper: st.mapper, MaxNodes: f.cfg.RelationsMaxNodes,
+		Concurrency: f.cfg.RelationsConcurrency, Refresh: st.refresher(f.now, f.cfg.DiscoveryResetInterval),
+		Visible: caller.AllowsNamespace}
 	g := b.Build(ctx, m.Resource, start, depth)
 	if ctx.Err() != nil {
 		g.Truncated = true // the deadline cut some reads short (they are in g.Errors)

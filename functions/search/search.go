@@ -2,8 +2,6 @@ package search
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kitefn/kitefn/functions/search/index"
+	"github.com/kitefn/kitefn/shared/access"
 	"github.com/kitefn/kitefn/shared/clusterhttp"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
@@ -140,27 +139,36 @@ type clusterResult struct {
 	top      *index.Top
 	errors   []searchError
 	notFound bool
+	// outOfScope refuses the whole search: it named a cluster outside the caller's cluster scope.
+	outOfScope error
 }
 
 // search serves GET /api/v1/search.
 func (f *Function) search(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
+	caller, ok := access.CallerFrom(r.Context())
+	if !ok {
+		httpapi.WriteError(w, r, noCaller())
+		return
+	}
 	req, err := parseRequest(r)
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
 	}
-	refs, single, err := f.clusterRefs(r)
+	if req.q.Namespace != "" && !caller.AllowsNamespace(req.q.Namespace) {
+		httpapi.WriteError(w, r, namespaceOutOfScope(caller, "", req.q.Namespace))
+		return
+	}
+	refs, single, err := f.clusterRefs(r, caller)
 	if err != nil {
 		httpapi.WriteError(w, r, err)
 		return
 	}
 	cacheKey := ""
 	if f.results != nil {
-		sorted := slices.Clone(refs)
-		slices.Sort(sorted)
-		auth := sha256.Sum256([]byte(r.Header.Get("Authorization")))
-		cacheKey = strings.Join(sorted, ",") + "\x00" + hex.EncodeToString(auth[:]) + "\x00" + req.key
+		cacheKey = strings.Join(sorted(refs), ",") + "\x00" + callerKey(r.Header.Get("Authorization"), caller) +
+			"\x00" + req.key
 		if body, ok := f.results.Get(cacheKey); ok {
 			w.Header().Set("X-Search-Cache", "hit")
 			writeBody(w, began, body)
@@ -169,16 +177,23 @@ func (f *Function) search(w http.ResponseWriter, r *http.Request) {
 	}
 
 	results := make([]clusterResult, len(refs))
+	budget := newReviewBudget()
 	var wg sync.WaitGroup
 	for i, ref := range refs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = f.searchCluster(r.Context(), ref, req)
+			results[i] = f.searchCluster(r.Context(), ref, req, caller, budget)
 		}()
 	}
 	wg.Wait()
 	f.index.Enforce()
+	for _, res := range results {
+		if res.outOfScope != nil { // as the runtime's table refuses it: the whole request, naming the cluster
+			httpapi.WriteError(w, r, res.outOfScope)
+			return
+		}
+	}
 	if single && results[0].notFound {
 		httpapi.WriteError(w, r, httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound, "cluster %q not found", refs[0]))
 		return
@@ -220,8 +235,9 @@ func writeBody(w http.ResponseWriter, began time.Time, body []byte) {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // clusterRefs reads which clusters to search: clusters=a,b, clusters=_all (every registered one), or the usual
-// single selection. single says the usual selection was used (an unknown cluster is then a 404).
-func (f *Function) clusterRefs(r *http.Request) ([]string, bool, error) {
+// single selection. single says the usual selection was used (an unknown cluster is then a 404). _all is every
+// registered cluster the caller's cluster scope admits; clusters named otherwise are checked once resolved.
+func (f *Function) clusterRefs(r *http.Request, caller *access.Caller) ([]string, bool, error) {
 	list := strings.TrimSpace(r.URL.Query().Get("clusters"))
 	if list == allClusters {
 		recs, err := f.registry.List(r.Context())
@@ -232,7 +248,9 @@ func (f *Function) clusterRefs(r *http.Request) ([]string, bool, error) {
 		refs := make([]string, 0, len(recs))
 		for _, rec := range recs {
 			ids[rec.ID] = true
-			refs = append(refs, strconv.FormatUint(rec.ID, 10))
+			if caller.AllowsCluster(rec.Name) {
+				refs = append(refs, strconv.FormatUint(rec.ID, 10))
+			}
 		}
 		f.index.Retain(ids) // deleted clusters' indexes go with them
 		return refs, false, nil
@@ -255,8 +273,10 @@ func (f *Function) clusterRefs(r *http.Request) ([]string, bool, error) {
 		"or ?clusters=a,b (or _all)")
 }
 
-// searchCluster searches one cluster within its own deadline; whatever fails is reported, never returned.
-func (f *Function) searchCluster(ctx context.Context, ref string, req *request) (out clusterResult) {
+// searchCluster searches one cluster within its own deadline; whatever fails is reported, never returned. On a
+// cluster that impersonates the caller (ActAs), the shared index is filtered by what the caller may list there.
+func (f *Function) searchCluster(ctx context.Context, ref string, req *request, caller *access.Caller,
+	budget *reviewBudget) (out clusterResult) {
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.ClusterTimeout)
 	defer cancel()
@@ -278,15 +298,43 @@ func (f *Function) searchCluster(ctx context.Context, ref string, req *request) 
 		fail("", err)
 		return out
 	}
+	if !caller.AllowsCluster(c.Name) {
+		out.outOfScope = clusterOutOfScope(caller, c.Name)
+		return out
+	}
 	out.report.Name = c.Name
+	var chk *accessCheck
+	if f.actAs != nil {
+		as, identity, err := f.actAs(ctx, c, caller)
+		if err != nil {
+			fail("", kube.APIError(c.Name, fmt.Errorf("acting as %s %q: %w", caller.Kind, caller.Name, err)))
+			return out
+		}
+		if as != nil {
+			chk = &accessCheck{cluster: c, cs: as.Kubernetes, identity: identity, cache: f.access, budget: budget}
+		}
+	}
 	cl := f.index.For(c)
 	kinds, kindErrs := f.kindsFor(ctx, c, cl, req)
 	for _, ke := range kindErrs {
 		fail(ke.resource, ke.err)
 	}
+	if namespaceScoped(caller) {
+		// Cluster-scoped kinds are hidden: silently by default, with a 403 when asked for by name.
+		kept := kinds[:0]
+		for _, use := range kinds {
+			if use.kind.Resource.Namespaced {
+				kept = append(kept, use)
+			} else if req.kinds != nil {
+				fail(use.kind.Resource.Key(), namespaceOutOfScope(caller, use.kind.Resource.Key(), ""))
+			}
+		}
+		kinds = kept
+	}
 
 	top := index.NewTop(req.limit)
 	failed := 0
+	ready := make([]*index.Kind, 0, len(kinds))
 	for _, use := range kinds {
 		k := use.kind
 		waited, err := k.Wait(ctx)
@@ -298,7 +346,16 @@ func (f *Function) searchCluster(ctx context.Context, ref string, req *request) 
 			fail(k.Resource.Key(), kube.APIError(c.Name, err))
 			continue
 		}
-		out.report.Objects += k.Scan(c.Name, &req.q, top)
+		ready = append(ready, k)
+	}
+	queries, denied := decide(ctx, chk, caller, c.Name, ready, &req.q)
+	for i, k := range ready {
+		if denied[i] != nil {
+			failed++
+			fail(k.Resource.Key(), denied[i])
+			continue
+		}
+		out.report.Objects += k.Scan(c.Name, &queries[i], top)
 	}
 	out.top = top
 	switch {
@@ -310,6 +367,37 @@ func (f *Function) searchCluster(ctx context.Context, ref string, req *request) 
 		out.report.Status = "ok"
 	}
 	return out
+}
+
+// decide makes each kind's query: the caller's namespace scope always, and on an impersonating cluster (chk
+// set) what the cluster lets the caller list, decided for every kind at once. denied[i] says why kind i is
+// not searched at all.
+func decide(ctx context.Context, chk *accessCheck, caller *access.Caller, cluster string, kinds []*index.Kind,
+	base *index.Query) (queries []index.Query, denied []error) {
+	queries, denied = make([]index.Query, len(kinds)), make([]error, len(kinds))
+	inScope := func(_, ns string) bool { return caller.AllowsNamespace(ns) }
+	var wg sync.WaitGroup
+	for i, k := range kinds {
+		queries[i] = *base
+		queries[i].Allow = inScope
+		if chk == nil || (base.Namespace != "" && !k.Resource.Namespaced) { // the latter: nothing is scanned
+			continue
+		}
+		wg.Go(func() {
+			asked := namespacesToAsk(k, base, caller)
+			all, allowed, err := chk.listable(ctx, k.Resource, asked)
+			switch {
+			case err != nil:
+				denied[i] = reviewError(cluster, err)
+			case !all && len(allowed) == 0:
+				denied[i] = forbiddenKind(cluster, chk.identity, k.Resource, asked)
+			default:
+				queries[i].Allow = func(_, ns string) bool { return caller.AllowsNamespace(ns) && (all || allowed[ns]) }
+			}
+		})
+	}
+	wg.Wait()
+	return queries, denied
 }
 
 // collapse reports a cluster where every kind failed alike (unreachable, too slow) once, not once per kind.
@@ -388,7 +476,26 @@ func (f *Function) kindsFor(ctx context.Context, c *kube.Client, cl *index.Clust
 	return kinds, errs
 }
 
-// status serves GET /api/v1/search/status.
+// status serves GET /api/v1/search/status: for a caller with a cluster scope, only the clusters it admits, and
+// the objects and bytes those hold (the budget and evictions are the instance's).
 func (f *Function) status(w http.ResponseWriter, r *http.Request) {
-	httpapi.WriteJSON(w, http.StatusOK, f.index.Status())
+	caller, ok := access.CallerFrom(r.Context())
+	if !ok {
+		httpapi.WriteError(w, r, noCaller())
+		return
+	}
+	st := f.index.Status()
+	if len(caller.Clusters) > 0 {
+		shown := st.Clusters[:0]
+		st.Objects, st.Bytes = 0, 0
+		for _, cs := range st.Clusters {
+			if caller.AllowsCluster(cs.Name) {
+				shown = append(shown, cs)
+				st.Objects += cs.Objects
+				st.Bytes += cs.Bytes
+			}
+		}
+		st.Clusters = shown
+	}
+	httpapi.WriteJSON(w, http.StatusOK, st)
 }

@@ -25,7 +25,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/kitefn/kitefn/functions/search"
+	"github.com/kitefn/kitefn/shared/access"
 	"github.com/kitefn/kitefn/tests/apitest"
 	"github.com/kitefn/kitefn/tests/harness"
 )
@@ -433,6 +433,7 @@ func TestSearchForbiddenKinds(t *testing.T) {
 type indexStatus struct {
 	Bytes, BudgetBytes int64
 	Evictions          int64
+	Objects            int
 	Clusters           []struct {
 		Name    string
 		Indexed bool
@@ -561,21 +562,14 @@ func TestSearchNewKubeconfigRebuildsIndex(t *testing.T) {
 func TestSearchResultCacheIsPerCaller(t *testing.T) {
 	e := setup(t, map[string]string{"KITEFN_SEARCH_CACHE_TTL": "1m"})
 	// The runtime accepts one test token; the function itself is called directly to be two callers.
-	fn := search.New(search.Deps{Clients: e.api.Platform.Clients, Registry: e.api.Platform.Store})
-	if err := fn.Start(t.Context(), nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := fn.Stop(ctx); err != nil {
-			t.Errorf("Stop: %v", err)
-		}
-	})
+	fn := e.direct(t)
 	as := func(token string) (answer, http.Header) {
 		req := httptest.NewRequest(http.MethodGet, "/api/v1/search?"+q("cached", "namespace=cache", "types=cm"), nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("X-Cluster-Name", "test")
+		// The runtime would put the caller there; one caller behind many tokens keeps the key per credential.
+		req = req.WithContext(access.WithCaller(req.Context(), &access.Caller{Name: "tester", Kind: access.KindToken,
+			Roles: []access.Role{access.Viewer}}))
 		rec := httptest.NewRecorder()
 		fn.Handle(rec, req)
 		var a answer

@@ -105,6 +105,10 @@ type Builder struct {
 	// per build, when a reference names a kind the Mapper does not know (an owner of a CRD installed since).
 	// Kinds merely searched (HTTPRoute, IngressRoute…) never call it: most clusters lack some of them.
 	Refresh func() bool
+	// Visible, when set, says whether objects of a namespace ("" = cluster-scoped) may be in the graph (the
+	// caller's namespace scope): others are neither shown, nor expanded, nor read where the read is theirs
+	// alone, and a reference to one is not shown as missing either.
+	Visible func(namespace string) bool
 }
 
 // ID is the node ID of an object of a resource: <resource>/<namespace>/<name>, <resource>/<name> when
@@ -235,8 +239,15 @@ func (st *build) idOf(o object) string {
 	return o.id()
 }
 
-// addOther adds a linked object unless it is there already; ok is false when the graph is full.
+// visible says whether objects of namespace may be in the graph.
+func (st *build) visible(namespace string) bool { return st.Visible == nil || st.Visible(namespace) }
+
+// addOther adds a linked object unless it is there already; ok is false when the graph is full or the object
+// is not visible.
 func (st *build) addOther(o object) (id string, fresh, ok bool) {
+	if !st.visible(o.namespace) {
+		return "", false, false
+	}
 	id = st.idOf(o)
 	if _, seen := st.nodes[id]; seen {
 		return id, false, true
@@ -346,7 +357,11 @@ func (st *build) resolve(ctx context.Context, r ref) []link {
 		if m.Scope.Name() != meta.RESTScopeNameNamespace {
 			namespace = ""
 		}
-	} else {
+	}
+	if !st.visible(namespace) {
+		return nil // neither read nor shown, not even as missing
+	}
+	if err != nil {
 		// A kind the cluster does not serve cannot exist: a missing node named as kubectl would guess.
 		gvr, _ = meta.UnsafeGuessKindToResource(r.gk.WithVersion(r.version))
 	}
@@ -389,6 +404,9 @@ func (st *build) referrers(ctx context.Context, target *unstructured.Unstructure
 	}
 	if m.Scope.Name() != meta.RESTScopeNameNamespace {
 		q.Namespace = ""
+	}
+	if !st.visible(q.Namespace) && (q.Namespace != "" || m.Scope.Name() != meta.RESTScopeNameNamespace) {
+		return nil // a list of objects that could not be shown (a list across namespaces is filtered instead)
 	}
 	gk := target.GroupVersionKind().GroupKind()
 	var out []link

@@ -354,3 +354,15 @@ func (k *Kind) Names() map[string]string {
 	}
 	return out
 }
+
+// Namespaces lists the namespaces the kind holds objects in ("" for a cluster-scoped kind's objects): what a
+// per-namespace access decision has to be asked for before a Scan, whose Allow runs under the kind's lock.
+func (k *Kind) Namespaces() []string {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	out := make([]string, 0, len(k.buckets))
+	for ns := range k.buckets {
+		out = append(out, ns)
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -101,4 +102,51 @@ func BenchmarkScan(b *testing.B) {
 		_ = top.Sorted()
 	}
 	b.ReportMetric(float64(k.bytes)/19000, "bytes/object") // after the loop: ResetTimer clears metrics
+}
+
+// TestKindNamespacesAndAllow: Namespaces lists the buckets a kind holds (what access is asked for), and Scan
+// asks Allow once per bucket and offers nothing from a bucket it refuses.
+func TestKindNamespacesAndAllow(t *testing.T) {
+	var total atomic.Int64
+	k := newKind(Resource{GVR: schema.GroupVersionResource{Version: "v1", Resource: "pods"}, Kind: "Pod",
+		Namespaced: true}, &total, nil)
+	if err := k.Replace([]any{obj("a", "web-1", nil, nil), obj("a", "web-2", nil, nil), obj("b", "web-3", nil, nil),
+		obj("c", "web-4", nil, nil)}, "1"); err != nil {
+		t.Fatal(err)
+	}
+	got := k.Namespaces()
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("namespaces %v", got)
+	}
+	asked := map[string]int{}
+	q := &Query{Term: "web", Allow: func(resource, ns string) bool {
+		if resource != "pods" {
+			t.Errorf("asked for %q", resource)
+		}
+		asked[ns]++
+		return ns == "a" || ns == "c"
+	}}
+	top := NewTop(10)
+	if scanned := k.Scan("x", q, top); scanned != 3 {
+		t.Fatalf("scanned %d objects, want the 3 of allowed buckets", scanned)
+	}
+	var hits []string
+	for _, h := range top.Sorted() {
+		hits = append(hits, h.Namespace+"/"+h.Name())
+	}
+	if !slices.Equal(hits, []string{"a/web-1", "a/web-2", "c/web-4"}) {
+		t.Fatalf("hits %v", hits)
+	}
+	if len(asked) != 3 || asked["a"] != 1 || asked["b"] != 1 || asked["c"] != 1 {
+		t.Fatalf("Allow asked %v, want once per bucket", asked)
+	}
+	if err := k.Delete(obj("b", "web-3", nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	got = k.Namespaces()
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"a", "c"}) {
+		t.Fatalf("after the last of b went: %v", got)
+	}
 }
