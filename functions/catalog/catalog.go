@@ -3,10 +3,17 @@
 package catalog
 
 import (
+	"context"
+	"slices"
+	"strings"
+
 	"github.com/kitefn/kitefn/functions/clusters"
 	"github.com/kitefn/kitefn/functions/discovery"
 	"github.com/kitefn/kitefn/functions/resources"
 	"github.com/kitefn/kitefn/functions/search"
+	"github.com/kitefn/kitefn/shared/access"
+	"github.com/kitefn/kitefn/shared/clusterhttp"
+	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/platform"
 	"github.com/kitefn/kitefn/shared/runtime"
 )
@@ -30,7 +37,7 @@ func All() []Spec {
 			return resources.New(resources.Deps{Clients: p.Clients, Registry: p.Store, Audit: p.Audit})
 		}},
 		{Name: "search", Check: search.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
-			return search.New(search.Deps{Clients: p.Clients, Registry: p.Store})
+			return search.New(search.Deps{Clients: p.Clients, Registry: p.Store, ActAs: actAs(p)})
 		}},
 	}
 }
@@ -43,6 +50,20 @@ func Options() runtime.Options[*platform.Platform] {
 		Bind:      func(p *platform.Platform, fns []runtime.Function) { p.Bind(fns) },
 		Check:     platform.Check,
 		Access:    platform.Access,
+	}
+}
+
+// actAs is search's view of the client cache's impersonation: the client acting as the caller where the
+// cluster impersonates (nil where it does not), and an identity naming the user and the sorted groups, which
+// keys search's access decisions.
+func actAs(p *platform.Platform) search.ActAs {
+	return func(_ context.Context, c *kube.Client, caller *access.Caller) (*kube.Client, string, error) {
+		cl, err := p.Clients.ActingAs(c, clusterhttp.PrincipalOf(caller))
+		if err != nil || cl.As == nil {
+			return nil, "", err
+		}
+		groups := slices.Sorted(slices.Values(cl.As.Groups))
+		return cl, strings.Join(append([]string{cl.As.User}, groups...), "\x00"), nil
 	}
 }
 
