@@ -11,6 +11,7 @@ import (
 	"github.com/kitefn/kitefn/functions/discovery"
 	"github.com/kitefn/kitefn/functions/resources"
 	"github.com/kitefn/kitefn/functions/search"
+	"github.com/kitefn/kitefn/functions/terminal"
 	"github.com/kitefn/kitefn/shared/access"
 	"github.com/kitefn/kitefn/shared/clusterhttp"
 	"github.com/kitefn/kitefn/shared/kube"
@@ -35,6 +36,9 @@ func All() []Spec {
 		}},
 		{Name: "resources", Check: resources.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
 			return resources.New(resources.Deps{Clients: p.Clients, Registry: p.Store, Audit: p.Audit})
+		}},
+		{Name: "terminal", Check: terminal.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
+			return terminal.New(terminal.Deps{Clients: p.Clients, Registry: p.Store, Audit: p.Audit})
 		}},
 		{Name: "search", Check: search.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
 			return search.New(search.Deps{Clients: p.Clients, Registry: p.Store, ActAs: actAs(p)})
