@@ -32,7 +32,7 @@ func All() []Spec {
 		}},
 		{Name: "discovery", Check: discovery.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
 			return discovery.New(discovery.Deps{Registry: p.Store, Clients: p.Clients, Events: sender(p),
-				AllMode: p.AllMode()})
+				AllMode: p.AllMode(), Audit: p.Audit})
 		}},
 		{Name: "resources", Check: resources.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
 			return resources.New(resources.Deps{Clients: p.Clients, Registry: p.Store, Audit: p.Audit})

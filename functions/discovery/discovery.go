@@ -26,6 +26,7 @@ import (
 	"knative.dev/pkg/logging"
 
 	"github.com/kitefn/kitefn/events"
+	"github.com/kitefn/kitefn/shared/access"
 	"github.com/kitefn/kitefn/shared/httpapi"
 	"github.com/kitefn/kitefn/shared/kube"
 	"github.com/kitefn/kitefn/shared/prometheus"
@@ -189,6 +190,8 @@ type Deps struct {
 	Events   Sender // nil: events are off
 	// AllMode: events arrive in-process from the clusters function, which waits for the answer.
 	AllMode bool
+	// Audit records re-detect requests (nil: not recorded).
+	Audit access.EntryRecorder
 }
 
 // New makes the function over its dependencies; Start reads its configuration.
@@ -196,7 +199,16 @@ func New(d Deps) *Function {
 	seen, _ := lru.New[string, struct{}](dedupeSize) // fails only for a size below 1
 	f := &Function{mux: httpapi.NewMux(), seen: seen, now: time.Now, reg: d.Registry, clients: d.Clients,
 		events: d.Events, allMode: d.AllMode}
-	f.mux.Handle(http.MethodPost, DiscoverPath, f.redetect)
+	redetect := f.redetect
+	if d.Audit != nil {
+		// A re-detect may rewrite the record's Prometheus settings: a registry change, audited as such.
+		redetect = func(w http.ResponseWriter, r *http.Request) {
+			ref := r.PathValue("ref")
+			access.Audited(d.Audit, store.AuditEntry{Verb: "discover", Resource: "clusters", Cluster: ref, Name: ref},
+				f.redetect)(w, r)
+		}
+	}
+	f.mux.Handle(http.MethodPost, DiscoverPath, redetect)
 	return f
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -216,6 +217,19 @@ func TestNotFound(t *testing.T) {
 		Expect(t, http.StatusMethodNotAllowed, "method_not_allowed")
 	s.Do(http.MethodPost, "/api/v1/clusters/empty/prometheus/discover", nil, "Authorization", "").
 		Expect(t, http.StatusUnauthorized, "unauthorized")
+
+	// Both re-detects are audited (the refused requests never reached the function).
+	entries, _, err := s.Platform.Store.ListAudit(context.Background(), store.AuditFilter{Verb: "discover"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, fmt.Sprintf("%s %s %d %s", e.Who, e.Name, e.Outcome, e.Detail))
+	}
+	if want := []string{"bootstrap nope 404 ", "bootstrap empty 200 prometheus not_found"}; !slices.Equal(got, want) {
+		t.Fatalf("audit entries %q, want %q", got, want)
+	}
 }
 
 // Credentials that may not list Services make a failed discovery that says why.

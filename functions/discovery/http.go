@@ -9,6 +9,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 
 	"github.com/kitefn/kitefn/events"
+	"github.com/kitefn/kitefn/shared/access"
 	"github.com/kitefn/kitefn/shared/clusterapi"
 	"github.com/kitefn/kitefn/shared/clusterhttp"
 	"github.com/kitefn/kitefn/shared/httpapi"
@@ -180,7 +181,12 @@ func (f *Function) redetect(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, err)
 		return
 	}
+	a := access.AuditOf(r.Context())
+	a.Cluster, a.Name = rec.Name, rec.Name
 	out, err := f.runShared(context.WithoutCancel(r.Context()), rec.ID, onRequest, "request")
+	if err == nil {
+		a.Detail = "prometheus " + string(out.Cluster.Prometheus.Status)
+	}
 	switch {
 	case errors.Is(err, errGone):
 		httpapi.WriteError(w, r, httpapi.Errorf(http.StatusNotFound, httpapi.CodeNotFound,

@@ -109,6 +109,10 @@ func TestSearchNamespaceScope(t *testing.T) {
 		}
 	}
 	scoped := bearer("team-a-token")
+	if r := e.api.Do(http.MethodGet, "/api/v1/search/status", nil, scoped...); r.Status != 403 ||
+		!strings.Contains(r.Message(), "cluster-wide") {
+		t.Fatalf("the index status for a namespace-scoped caller: %d %s, want 403", r.Status, r.Body)
+	}
 
 	// The admin first: its answer is cached for a minute and must not be served to the scoped caller.
 	a, _ := e.search(t, q("scoped"))

@@ -484,6 +484,12 @@ func (f *Function) status(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, noCaller())
 		return
 	}
+	// The index's counts are per kind across every namespace: cluster-wide data, like CRDs and Prometheus
+	// elsewhere, so a caller with a namespace scope may not see them.
+	if err := caller.CheckNamespace("get search/status", ""); err != nil {
+		httpapi.WriteError(w, r, httpapi.Errorf(http.StatusForbidden, httpapi.CodeForbidden, "%s", err.Error()))
+		return
+	}
 	st := f.index.Status()
 	if len(caller.Clusters) > 0 {
 		shown := st.Clusters[:0]
