@@ -429,6 +429,13 @@ func TestTickets(t *testing.T) {
 		t.Fatalf("second use: %v %s", err, body(res))
 	}
 
+	// Only the socket routes take a ticket: elsewhere it is no credential.
+	tk3 := ticket("operator-token", shell).Expect(t, 201, "").JSON["ticket"].(string)
+	if r := e.api.Do(http.MethodGet, "/api/v1/me?ticket="+tk3, nil, "Authorization", ""); r.Status != 401 ||
+		!strings.Contains(r.Message(), "missing bearer token") {
+		t.Errorf("a ticket on /api/v1/me: %d %s", r.Status, r.Body)
+	}
+
 	// The role of the target, the namespace scope, the fields.
 	if r := ticket("viewer-token", shell); r.Status != 403 || !strings.Contains(r.Message(), "a pod ticket needs the operator role") {
 		t.Errorf("viewer pod ticket: %d %s", r.Status, r.Body)
