@@ -3,9 +3,7 @@ package terminal
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -25,17 +23,10 @@ import (
 // Tickets are how a browser authenticates a WebSocket (it cannot set an Authorization header): POST
 // /api/v1/terminal/tickets, with a bearer token, names a target and gets a ticket, which the socket's URL then
 // carries as ?ticket=. A ticket is the caller and the target sealed with AES-256-GCM under a key derived from
-// the platform's encryption key (TicketKey), so every instance sharing KITEFN_ENCRYPTION_KEY accepts the
+// the platform's encryption key (platform.Platform.TicketKey), so every instance sharing KITEFN_ENCRYPTION_KEY accepts the
 // tickets any of them issued, and nobody can read or forge one. It expires after KITEFN_TERMINAL_TICKET_TTL.
 // Single use holds per instance: each instance remembers the ids it accepted until they expire (an LRU of
 // maxUsedTickets); a ticket could be used once on each of two instances within its lifetime.
-
-// TicketKey derives the ticket key from the platform's sealing key: one key per purpose.
-func TicketKey(encryptionKey []byte) []byte {
-	m := hmac.New(sha256.New, encryptionKey)
-	m.Write([]byte("kitefn/terminal-ticket/v1"))
-	return m.Sum(nil)
-}
 
 // TicketTarget is what a ticket opens: the body of POST /api/v1/terminal/tickets. Resource is set only for the
 // logs of a workload (/api/v1/logs/{resource}/{namespace}/{name}: Pod holds the name).
@@ -68,7 +59,7 @@ type Tickets struct {
 	used *lru.Cache[string, int64] // id → expiry (unix ms)
 }
 
-// NewTickets makes tickets over a 32-byte key (TicketKey).
+// NewTickets makes tickets over a 32-byte key (the platform's TicketKey).
 func NewTickets(key []byte) (*Tickets, error) {
 	block, err := aes.NewCipher(key)
 	if err != nil {
