@@ -81,7 +81,7 @@ func parseLogRequest(r *http.Request) (*logRequest, error) {
 		}
 		on, err := strconv.ParseBool(v)
 		if err != nil {
-			return nil, badField(b.name, "%s must be true or false, not %q", b.name, v)
+			return nil, badField(b.name, "%s must be true or false", b.name) // values are not echoed: a pasted token stays unseen
 		}
 		*b.to = on
 	}
@@ -95,7 +95,7 @@ func parseLogRequest(r *http.Request) (*logRequest, error) {
 		}
 		v, err := strconv.ParseInt(q.Get(n.name), 10, 64)
 		if err != nil || v < n.min {
-			return nil, badField(n.name, "%s must be a whole number of at least %d, not %q", n.name, n.min, q.Get(n.name))
+			return nil, badField(n.name, "%s must be a whole number of at least %d", n.name, n.min)
 		}
 		*n.to = &v
 	}

@@ -69,8 +69,9 @@ var calls = map[string]call{
 	"GET /api/v1/search/status": {path: "/api/v1/search/status", want: 200},
 	"GET /api/v1/relations/{path...}": {path: "/api/v1/relations/configmaps/default/nope?cluster=dev", want: 404,
 		wantText: "nope"},
-	// No function serves these yet (the terminal service is to come): the table admits them, nothing answers.
-	"GET /api/v1/logs/{path...}":           {path: "/api/v1/logs/default/nope?cluster=dev", want: 404},
+	"GET /api/v1/logs/{path...}": {path: "/api/v1/logs/default/nope?cluster=dev", want: 404,
+		wantText: `pods \"nope\" not found`},
+	// The terminal function does not serve these yet: the table admits them, its mux answers 404.
 	"GET /api/v1/terminal/pods/{path...}":  {path: "/api/v1/terminal/pods/default/nope?cluster=dev", want: 404},
 	"GET /api/v1/terminal/nodes/{path...}": {path: "/api/v1/terminal/nodes/nope?cluster=dev", want: 404},
 
@@ -107,7 +108,7 @@ type env struct {
 func start(t *testing.T) *env {
 	t.Helper()
 	api := apitest.Start(t, nil, apitest.Function("clusters"), apitest.Function("discovery"),
-		apitest.Function("resources"), apitest.Function("search"))
+		apitest.Function("resources"), apitest.Function("search"), apitest.Function("terminal"))
 	api.AddCluster("dev", kube.AdminKubeconfig())
 	api.AddCluster("prod-1", kube.AdminKubeconfig())
 	e := &env{api: api, tokens: map[string]string{}}
@@ -210,6 +211,7 @@ func TestClusterScopes(t *testing.T) {
 		{"prod-viewer", "/k8s/clusters/dev/api/v1/namespaces/kube-system/configmaps", 403},
 		{"prod-viewer", "/api/v1/clusters/dev/kubeconfig", 403},
 		{"prod-viewer", "/api/v1/relations/configmaps/default/nope?cluster=dev", 403},
+		{"prod-viewer", "/api/v1/logs/default/nope?cluster=dev", 403},
 		{"not-prod-admin", "/api/v1/clusters/dev", 200},
 		{"not-prod-admin", "/api/v1/clusters/prod-1", 403},
 		{"not-prod-admin", "/k8s/clusters/prod-1/api/v1/namespaces/kube-system/configmaps", 403},
@@ -248,6 +250,8 @@ func TestNamespaceScopes(t *testing.T) {
 		{"POST", "/api/v1/apply?cluster=dev&dryRun=true", strings.ReplaceAll(configMap, "default", "team-a"), 200, "authz-probe"},
 		{"DELETE", "/api/v1/resources/configmaps/kube-system/nope?cluster=dev", nil, 403, "kube-system"},
 		{"GET", "/api/v1/crds?cluster=dev", nil, 403, "team-a"},
+		{"GET", "/api/v1/logs/team-a/nope?cluster=dev", nil, 404, `pods \"nope\" not found`},
+		{"GET", "/api/v1/logs/kube-system/nope?cluster=dev", nil, 403, "kube-system"},
 	} {
 		r := e.as("team-a-operator", c.method, call{path: c.path, body: c.body, hdr: []string{"Content-Type", "application/yaml"}})
 		if r.Status != c.want || !strings.Contains(string(r.Body), c.wantText) {

@@ -30,7 +30,7 @@ var kube *harness.Cluster
 
 func TestMain(m *testing.M) { harness.Main(m, &kube, harness.WithUser("leaker", "system:masters")) }
 
-var functions = []string{"clusters", "discovery", "resources", "search"}
+var functions = []string{"clusters", "discovery", "resources", "search", "terminal"}
 
 // call is one request; route is the pattern (as Routes lists it) it exercises.
 type call struct {
@@ -103,7 +103,7 @@ func TestNoCredentialInAnyAnswerOrLog(t *testing.T) {
 		t.Skip("needs the test cluster (not with -short)")
 	}
 	s := apitest.Start(t, nil, apitest.Function("clusters"), apitest.Function("discovery"),
-		apitest.Function("resources"), apitest.Function("search"))
+		apitest.Function("resources"), apitest.Function("search"), apitest.Function("terminal"))
 
 	clusterToken := kube.Token("leaker")
 	kubeconfig := string(kube.Kubeconfig("leaker"))
@@ -180,6 +180,10 @@ func TestNoCredentialInAnyAnswerOrLog(t *testing.T) {
 		{"/api/v1/relations/{path...}", "GET", "/api/v1/relations/secrets/default/leak-secret?cluster=leak", nil, nil},
 		{"/api/v1/relations/{path...}", "GET", "/api/v1/relations/configmaps/default/leak-cm?cluster=leak-cert", nil, nil},
 		{"/api/v1/relations/{path...}", "GET", "/api/v1/relations/nope?cluster=leak", nil, nil},
+		// Logs, over both clusters, the token pasted as an option.
+		{"/api/v1/logs/{path...}", "GET", "/api/v1/logs/default/nope", nil, clusterHdr},
+		{"/api/v1/logs/{path...}", "GET", "/api/v1/logs/deployments/default/nope?follow=true", nil, []string{"X-Cluster-Name", "leak-cert"}},
+		{"/api/v1/logs/{path...}", "GET", "/api/v1/logs/default/nope?tailLines=" + clusterToken, nil, clusterHdr},
 		// Named API tokens, the kubeconfig handout (without embedToken: that one hands out the caller's own
 		// token by request) and the Kubernetes API proxy, with both clusters.
 		{"/api/v1/tokens", "POST", "/api/v1/tokens", map[string]any{"name": "leak", "roles": []string{"viewer"}}, nil},
