@@ -63,7 +63,7 @@ func parseLogRequest(r *http.Request) (*logRequest, error) {
 	q := r.URL.Query()
 	if c := q.Get("container"); c != "" {
 		if errs := validation.IsDNS1123Label(c); len(errs) > 0 {
-			return nil, badField("container", "container %q is not a valid container name: %s", c, errs[0])
+			return nil, badField("container", "container is not a valid container name: %s", errs[0])
 		}
 		req.container = c
 	}
