@@ -177,12 +177,15 @@ func TestLogsCapOnPodsIsSaid(t *testing.T) {
 }
 
 func TestLogsBytesPerSecondThrottleIsSaid(t *testing.T) {
-	e := logsSetup(t, map[string]string{"KITEFN_LOGS_MAX_BYTES_PER_SECOND": "16"})
+	e := logsSetup(t, map[string]string{"KITEFN_LOGS_MAX_BYTES_PER_SECOND": "50"})
 	e.pod(t, "logs-one", "solo", nil)
+	// Two lines of 41 bytes: the second exceeds the second's budget and has to wait (about 0.6 s).
+	mustAppend(t, "throttle me, a line of forty-one bytes 1")
+	mustAppend(t, "throttle me, a line of forty-one bytes 2")
 	got := e.stream(t, "/api/v1/logs/logs-one/solo?tailLines=2", "X-Cluster-Name", "test").rest()
 	last := fileLines(t, false)
 	i := slices.IndexFunc(got, func(l string) bool { return strings.HasPrefix(l, "[kitefn] info: ") })
-	if i < 0 || !strings.Contains(got[i], "slowed to 16 bytes per second (KITEFN_LOGS_MAX_BYTES_PER_SECOND)") {
+	if i < 0 || !strings.Contains(got[i], "slowed to 50 bytes per second (KITEFN_LOGS_MAX_BYTES_PER_SECOND)") {
 		t.Fatalf("no throttling said: %q", got)
 	}
 	// Slowed, not cut: every line arrives.
@@ -281,5 +284,20 @@ func TestLogsShuttingDown(t *testing.T) {
 	_ = res.Body.Close()
 	if res.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("a request after ShuttingDown: %d", res.StatusCode)
+	}
+}
+
+func TestLogsWebSocketEndsWithTheLogs(t *testing.T) {
+	e := logsSetup(t, nil)
+	e.pod(t, "logs-one", "solo", nil)
+	s := dialLogs(t, e.api.URL, "/api/v1/logs/logs-one/solo?tailLines=1", "X-Cluster-Name", "test")
+	last := fileLines(t, false)
+	f := s.until("the last line", func(f wire.Frame) bool { return f.Type == wire.Log })
+	if f.Data != last[len(last)-1] || f.Pod != "solo" || f.Container != "c" || f.Namespace != "logs-one" {
+		t.Fatalf("log frame %+v, want the file's last line from logs-one/solo/c", f)
+	}
+	_, _, err := s.conn.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("after the logs: %v, want close 1000", err)
 	}
 }
