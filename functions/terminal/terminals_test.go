@@ -9,10 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,12 +27,7 @@ import (
 	"github.com/kitefn/kitefn/shared/runtime"
 	"github.com/kitefn/kitefn/shared/store"
 	"github.com/kitefn/kitefn/tests/apitest"
-	"github.com/kitefn/kitefn/tests/harness"
 )
-
-var kube *harness.Cluster
-
-func TestMain(m *testing.M) { harness.Main(m, &kube) }
 
 // callers are the identities the tests connect as, by bearer token.
 var callers = map[string]*access.Caller{
@@ -79,30 +71,9 @@ func setup(t *testing.T, vars map[string]string) *env {
 	return e
 }
 
-var (
-	kwokOnce sync.Once
-	kwokErr  error
-)
-
 func (e *env) fakePod(t *testing.T, ns, name string) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(kube.ToolsDir, "kwok")); err != nil {
-		t.Skipf("kwok not built in %s: %v", kube.ToolsDir, err)
-	}
-	kwokOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "kitefn-terminal-kwok-")
-		if err != nil {
-			kwokErr = err
-			return
-		}
-		if _, kwokErr = kube.StartKwok(context.Background(), harness.WithKwokExec(dir)); kwokErr != nil {
-			return
-		}
-		_, kwokErr = e.cs.CoreV1().Nodes().Create(context.Background(), harness.FakeNode("term-node"), metav1.CreateOptions{})
-	})
-	if kwokErr != nil {
-		t.Fatal(kwokErr)
-	}
+	startKwok(t, e.cs)
 	ctx := t.Context()
 	_, err := e.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}},
 		metav1.CreateOptions{})

@@ -69,9 +69,9 @@ var calls = map[string]call{
 	"GET /api/v1/search/status": {path: "/api/v1/search/status", want: 200},
 	"GET /api/v1/relations/{path...}": {path: "/api/v1/relations/configmaps/default/nope?cluster=dev", want: 404,
 		wantText: "nope"},
-	// The terminal's sockets answer a plain GET with 400 (they need a WebSocket); logs and node shells are not
-	// served yet: the table admits them, nothing answers.
-	"GET /api/v1/logs/{path...}": {path: "/api/v1/logs/default/nope?cluster=dev", want: 404},
+	// The terminal's sockets answer a plain GET with 400 (they need a WebSocket).
+	"GET /api/v1/logs/{path...}": {path: "/api/v1/logs/default/nope?cluster=dev", want: 404,
+		wantText: `pods \"nope\" not found`},
 	"GET /api/v1/terminal/pods/{path...}": {path: "/api/v1/terminal/pods/default/nope?cluster=dev", want: 400,
 		wantText: "WebSocket endpoint"},
 	"GET /api/v1/terminal/nodes/{path...}": {path: "/api/v1/terminal/nodes/nope?cluster=dev", want: 404},
@@ -214,6 +214,7 @@ func TestClusterScopes(t *testing.T) {
 		{"prod-viewer", "/k8s/clusters/dev/api/v1/namespaces/kube-system/configmaps", 403},
 		{"prod-viewer", "/api/v1/clusters/dev/kubeconfig", 403},
 		{"prod-viewer", "/api/v1/relations/configmaps/default/nope?cluster=dev", 403},
+		{"prod-viewer", "/api/v1/logs/default/nope?cluster=dev", 403},
 		{"not-prod-admin", "/api/v1/clusters/dev", 200},
 		{"not-prod-admin", "/api/v1/clusters/prod-1", 403},
 		{"not-prod-admin", "/k8s/clusters/prod-1/api/v1/namespaces/kube-system/configmaps", 403},
@@ -252,6 +253,8 @@ func TestNamespaceScopes(t *testing.T) {
 		{"POST", "/api/v1/apply?cluster=dev&dryRun=true", strings.ReplaceAll(configMap, "default", "team-a"), 200, "authz-probe"},
 		{"DELETE", "/api/v1/resources/configmaps/kube-system/nope?cluster=dev", nil, 403, "kube-system"},
 		{"GET", "/api/v1/crds?cluster=dev", nil, 403, "team-a"},
+		{"GET", "/api/v1/logs/team-a/nope?cluster=dev", nil, 404, `pods \"nope\" not found`},
+		{"GET", "/api/v1/logs/kube-system/nope?cluster=dev", nil, 403, "kube-system"},
 	} {
 		r := e.as("team-a-operator", c.method, call{path: c.path, body: c.body, hdr: []string{"Content-Type", "application/yaml"}})
 		if r.Status != c.want || !strings.Contains(string(r.Body), c.wantText) {

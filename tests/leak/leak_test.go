@@ -180,6 +180,10 @@ func TestNoCredentialInAnyAnswerOrLog(t *testing.T) {
 		{"/api/v1/relations/{path...}", "GET", "/api/v1/relations/secrets/default/leak-secret?cluster=leak", nil, nil},
 		{"/api/v1/relations/{path...}", "GET", "/api/v1/relations/configmaps/default/leak-cm?cluster=leak-cert", nil, nil},
 		{"/api/v1/relations/{path...}", "GET", "/api/v1/relations/nope?cluster=leak", nil, nil},
+		// Logs, over both clusters, the token pasted as an option.
+		{"/api/v1/logs/{path...}", "GET", "/api/v1/logs/default/nope", nil, clusterHdr},
+		{"/api/v1/logs/{path...}", "GET", "/api/v1/logs/deployments/default/nope?follow=true", nil, []string{"X-Cluster-Name", "leak-cert"}},
+		{"/api/v1/logs/{path...}", "GET", "/api/v1/logs/default/nope?tailLines=" + clusterToken, nil, clusterHdr},
 		// Named API tokens, the kubeconfig handout (without embedToken: that one hands out the caller's own
 		// token by request) and the Kubernetes API proxy, with both clusters.
 		{"/api/v1/tokens", "POST", "/api/v1/tokens", map[string]any{"name": "leak", "roles": []string{"viewer"}}, nil},
