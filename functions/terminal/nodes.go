@@ -112,7 +112,7 @@ type nodeShell struct {
 	closeErr error
 }
 
-func (f *Function) routeNodeShells() {}
+func (f *Function) routeNodeShells() { f.routeNodeShellRoute() }
 
 func (f *Function) startNodeShells(ctx context.Context) error {
 	base, cancel := context.WithCancel(logging.WithLogger(context.WithoutCancel(ctx), f.log))

@@ -74,7 +74,8 @@ var calls = map[string]call{
 		wantText: `pods \"nope\" not found`},
 	"GET /api/v1/terminal/pods/{path...}": {path: "/api/v1/terminal/pods/default/nope?cluster=dev", want: 400,
 		wantText: "WebSocket endpoint"},
-	"GET /api/v1/terminal/nodes/{path...}": {path: "/api/v1/terminal/nodes/nope?cluster=dev", want: 404},
+	"GET /api/v1/terminal/nodes/{path...}": {path: "/api/v1/terminal/nodes/nope?cluster=dev", want: 400,
+		wantText: "WebSocket endpoint"},
 	"POST /api/v1/terminal/tickets": {path: "/api/v1/terminal/tickets", body: map[string]any{"cluster": "dev",
 		"kind": "logs", "namespace": "default", "pod": "nope"}, want: 201, wantText: `"ticket"`},
 

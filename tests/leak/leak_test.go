@@ -203,6 +203,7 @@ func TestNoCredentialInAnyAnswerOrLog(t *testing.T) {
 		{"/api/v1/terminal/pods/{namespace}/{pod}", "GET", "/api/v1/terminal/pods/default/nope", nil, clusterHdr},
 		{"/api/v1/terminal/pods/{namespace}/{pod}", "GET", "/api/v1/terminal/pods/default/nope?ticket=" + clusterToken, nil,
 			[]string{"Authorization", "", "X-Cluster-Name", "leak"}},
+		{"/api/v1/terminal/nodes/{node}", "GET", "/api/v1/terminal/nodes/nope", nil, clusterHdr},
 		{"/api/v1/terminal/tickets", "POST", "/api/v1/terminal/tickets", map[string]any{"cluster": "leak", "kind": "pod",
 			"namespace": "default", "pod": "nope"}, nil},
 		{"/api/v1/terminal/tickets", "POST", "/api/v1/terminal/tickets", map[string]any{"cluster": "leak", "kind": clusterToken}, nil},
