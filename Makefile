@@ -9,7 +9,7 @@ TOOLS_SH  := tests/harness/build-tools.sh
 # (kube-apiserver, emulators), so four at a time keep 2 cores busy.
 GOTEST_FLAGS ?= -race -count=1 -timeout 20m -p 4
 
-.PHONY: all build run test test-prereqs unit lint tools bench clean
+.PHONY: all build run test test-prereqs unit lint tools bench clean page
 
 all: build
 
@@ -30,6 +30,12 @@ run: build
 # tools builds etcd, kube-apiserver and kwok once (10-25 min on 2 cores) and reuses them after.
 tools:
 	@$(TOOLS_SH) all >/dev/null
+
+# page rebuilds the browser terminal's bundle (functions/terminal/web/dist, committed, embedded in the binary):
+# npm ci installs the lock file's xterm.js, fit addon and esbuild, build.mjs bundles them and writes
+# dist/SOURCES.sha256, which a Go test in `make test` checks against the sources (no npm needed there).
+page:
+	cd functions/terminal/web && npm ci --no-audit --no-fund && node build.mjs
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

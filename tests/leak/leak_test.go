@@ -30,7 +30,7 @@ var kube *harness.Cluster
 
 func TestMain(m *testing.M) { harness.Main(m, &kube, harness.WithUser("leaker", "system:masters")) }
 
-var functions = []string{"clusters", "discovery", "resources", "search"}
+var functions = []string{"clusters", "discovery", "resources", "search", "terminal"}
 
 // call is one request; route is the pattern (as Routes lists it) it exercises.
 type call struct {
@@ -103,7 +103,7 @@ func TestNoCredentialInAnyAnswerOrLog(t *testing.T) {
 		t.Skip("needs the test cluster (not with -short)")
 	}
 	s := apitest.Start(t, nil, apitest.Function("clusters"), apitest.Function("discovery"),
-		apitest.Function("resources"), apitest.Function("search"))
+		apitest.Function("resources"), apitest.Function("search"), apitest.Function("terminal"))
 
 	clusterToken := kube.Token("leaker")
 	kubeconfig := string(kube.Kubeconfig("leaker"))
@@ -195,6 +195,10 @@ func TestNoCredentialInAnyAnswerOrLog(t *testing.T) {
 		{"/k8s/clusters/{cluster}/{path...}", "GET", "/k8s/clusters/leak/api/v1/namespaces/default/configmaps", nil, nil},
 		{"/k8s/clusters/{cluster}/{path...}", "GET", "/k8s/clusters/leak-cert/version", nil, nil},
 		{"/k8s/clusters/{cluster}/{path...}", "GET", "/k8s/clusters/nope/version", nil, nil},
+		// The terminal page (public: no token needed, none echoed).
+		{"/terminal/{path...}", "GET", "/terminal/", nil, nil},
+		{"/terminal/{path...}", "GET", "/terminal/app.js", nil, nil},
+		{"/terminal/{path...}", "GET", "/terminal/nope?token=" + clusterToken, nil, nil},
 		// Unknown routes and wrong methods, then deleting both clusters.
 		{"", "GET", "/api/v1/nope?token=" + clusterToken, nil, nil},
 		{"", "PUT", "/api/v1/clusters", nil, nil},
