@@ -38,7 +38,8 @@ func All() []Spec {
 			return resources.New(resources.Deps{Clients: p.Clients, Registry: p.Store, Audit: p.Audit})
 		}},
 		{Name: "terminal", Check: terminal.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
-			return terminal.New(terminal.Deps{Clients: p.Clients, Registry: p.Store, Audit: p.Audit})
+			return terminal.New(terminal.Deps{Clients: p.Clients, Registry: p.Store, Audit: p.Audit,
+				TicketKey: p.TicketKey})
 		}},
 		{Name: "search", Check: search.CheckConfig, New: func(p *platform.Platform) runtime.Handler {
 			return search.New(search.Deps{Clients: p.Clients, Registry: p.Store, ActAs: actAs(p)})
@@ -53,8 +54,23 @@ func Options() runtime.Options[*platform.Platform] {
 		Setup:     platform.Setup,
 		Bind:      func(p *platform.Platform, fns []runtime.Function) { p.Bind(fns) },
 		Check:     platform.Check,
-		Access:    platform.Access,
+		Access:    accessConfig,
 	}
+}
+
+// accessConfig is the platform's access configuration with the terminal's tickets accepted in place of a bearer
+// token on the socket routes (the runtime asks only there): any instance over the same encryption key.
+func accessConfig(p *platform.Platform) (runtime.AccessConfig, error) {
+	acc, err := platform.Access(p)
+	if err != nil {
+		return acc, err
+	}
+	tickets, err := terminal.NewTickets(p.TicketKey)
+	if err != nil {
+		return acc, err
+	}
+	acc.Ticket = tickets.Authenticate
+	return acc, nil
 }
 
 // actAs is search's view of the client cache's impersonation: the client acting as the caller where the

@@ -40,6 +40,8 @@ type Deps struct {
 	Clients  clusterhttp.Clients
 	Registry Registry
 	Audit    Recorder
+	// TicketKey seals terminal tickets (32 bytes, shared by every instance; terminal_ticket.go).
+	TicketKey []byte
 }
 
 // Function is the terminal function.
@@ -52,7 +54,9 @@ type Function struct {
 	log      *zap.SugaredLogger
 
 	terminals *terminals // pod terminals, tickets, sessions (terminals.go)
-	shells    *shells    // node shells (nodes.go)
+	tickets   *Tickets
+	ticketKey []byte
+	shells    *shells // node shells (nodes.go)
 	logs      *logStreams
 }
 
@@ -65,7 +69,8 @@ var (
 
 // New makes the function over its dependencies; Start reads its configuration.
 func New(d Deps) *Function {
-	f := &Function{clients: d.Clients, registry: d.Registry, audit: d.Audit, mux: httpapi.NewMux()}
+	f := &Function{clients: d.Clients, registry: d.Registry, audit: d.Audit, mux: httpapi.NewMux(),
+		ticketKey: d.TicketKey}
 	f.routeTerminals()
 	f.routeNodeShells()
 	f.routeLogs()

@@ -63,6 +63,8 @@ func Routes() []Rule {
 		{"GET", "/api/v1/logs/{path...}", "logs", "pods", Viewer},
 		{"GET", "/api/v1/terminal/pods/{path...}", "exec", "pods", Operator},
 		{"GET", "/api/v1/terminal/nodes/{path...}", "exec", "nodes", Admin},
+		// A ticket for one socket; the function asks the role of its target (pod operator, node admin, logs viewer).
+		{"POST", "/api/v1/terminal/tickets", "create", "tickets", Viewer},
 
 		// The Kubernetes API proxy: reads viewer, writes operator; the proxy refines (exec, service/node proxy).
 		{"GET", "/k8s/clusters/{cluster}/{path...}", "get", "proxy", Viewer},

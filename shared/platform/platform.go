@@ -5,6 +5,8 @@ package platform
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -50,9 +52,12 @@ type Platform struct {
 	Runtime runtime.Config
 	Store   store.Store
 	Sealer  *kubeconfig.Sealer
-	Clients *kube.Cache
-	Events  *events.Sender
-	Log     *zap.SugaredLogger
+	// TicketKey seals terminal tickets: derived from the sealing key, so every instance accepts the tickets
+	// any of them issued, and one key serves one purpose.
+	TicketKey []byte
+	Clients   *kube.Cache
+	Events    *events.Sender
+	Log       *zap.SugaredLogger
 	// TokenAuth authenticates named API tokens (kfn_…) over the store; Audit records into the store's log.
 	TokenAuth *access.TokenAuthenticator
 	Audit     *access.Recorder
@@ -72,11 +77,23 @@ func (p *Platform) Bind(fns []runtime.Function) {
 
 // Sealer builds the kubeconfig sealer from the configured keys.
 func (c Config) sealer(allMode bool) (*kubeconfig.Sealer, error) {
+	s, _, err := c.sealing(allMode)
+	return s, err
+}
+
+// sealing is the sealer and the ticket key, derived from the sealing key.
+func (c Config) sealing(allMode bool) (*kubeconfig.Sealer, []byte, error) {
 	keys, err := c.keys(allMode, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return kubeconfig.NewSealer(keys...)
+	s, err := kubeconfig.NewSealer(keys...)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := hmac.New(sha256.New, keys[0])
+	m.Write([]byte("kitefn/terminal-ticket/v1"))
+	return s, m.Sum(nil), nil
 }
 
 // keys reads the encryption keys, the sealing one first. Without files it only checks what the environment
@@ -120,7 +137,7 @@ func (c Config) keys(allMode, files bool) ([][]byte, error) {
 // New opens the store and builds the sealer, the client cache and the sender. In one-process mode without
 // K_SINK, events go to the in-process consumers Bind names.
 func New(ctx context.Context, cfg Config, rcfg runtime.Config, log *zap.SugaredLogger) (*Platform, error) {
-	sealer, err := cfg.sealer(rcfg.AllMode())
+	sealer, ticketKey, err := cfg.sealing(rcfg.AllMode())
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +166,7 @@ func New(ctx context.Context, cfg Config, rcfg runtime.Config, log *zap.SugaredL
 		_ = st.Close()
 		return nil, err
 	}
-	return &Platform{Config: cfg, Runtime: rcfg, Store: st, Sealer: sealer, Clients: clients, Events: sender, Log: log,
+	return &Platform{Config: cfg, Runtime: rcfg, Store: st, Sealer: sealer, TicketKey: ticketKey, Clients: clients, Events: sender, Log: log,
 		TokenAuth: access.NewTokenAuthenticator(st, cfg.TokenCacheTTL), Audit: access.NewRecorder(st, cfg.AuditTimeout),
 		local: local}, nil
 }

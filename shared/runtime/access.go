@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -27,6 +28,20 @@ type AccessConfig struct {
 	ClusterName func(ctx context.Context, ref string) (string, error)
 	// Table decides which role each route needs; nil is access.Routes().
 	Table *access.Table
+	// Ticket authenticates a ticket (POST /api/v1/terminal/tickets) given as ?ticket= on a GET under
+	// /api/v1/terminal/ or /api/v1/logs/ without an Authorization header: browsers cannot set headers on a
+	// WebSocket. A *access.Refusal (a ticket for another target) is a 403, any other error a 401. Nil: no
+	// tickets.
+	Ticket func(r *http.Request, ticket string) (*access.Caller, error)
+}
+
+// ticketOf is the ticket a request authenticates with instead of a bearer token, if any.
+func ticketOf(r *http.Request) string {
+	if r.Method != http.MethodGet || r.Header.Get("Authorization") != "" ||
+		!(strings.HasPrefix(r.URL.Path, "/api/v1/terminal/") || strings.HasPrefix(r.URL.Path, "/api/v1/logs/")) {
+		return ""
+	}
+	return r.URL.Query().Get("ticket")
 }
 
 // ServerOption configures NewServer.
@@ -65,8 +80,22 @@ func (b bootstrap) Authenticate(_ context.Context, credential string) (*access.C
 
 // authenticate finds the caller of every request through the chain and puts it in the context: 401 when the
 // credential is missing, unknown or invalid (saying why, never echoing it), 503 when it could not be checked.
-func authenticate(chain []access.Authenticator, next http.Handler) http.Handler {
+func authenticate(chain []access.Authenticator, tickets func(*http.Request, string) (*access.Caller, error),
+	next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if t := ticketOf(r); t != "" && tickets != nil {
+			c, err := tickets(r, t)
+			var refusal *access.Refusal
+			switch {
+			case errors.As(err, &refusal):
+				httpapi.WriteError(w, r, httpapi.Errorf(http.StatusForbidden, httpapi.CodeForbidden, "%s", refusal.Message))
+			case err != nil || c == nil:
+				invalid(w, r, fmt.Sprintf("the ticket is not valid: %v", err))
+			default:
+				next.ServeHTTP(w, r.WithContext(access.WithCaller(r.Context(), c)))
+			}
+			return
+		}
 		scheme, credential, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		credential = strings.TrimSpace(credential)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || credential == "" {
@@ -176,5 +205,5 @@ func guard(tokens []string, acc AccessConfig, api http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/me", me)
 	mux.Handle("/", api)
-	return authenticate(chain, authorize(acc, mux))
+	return authenticate(chain, acc.Ticket, authorize(acc, mux))
 }

@@ -69,10 +69,14 @@ var calls = map[string]call{
 	"GET /api/v1/search/status": {path: "/api/v1/search/status", want: 200},
 	"GET /api/v1/relations/{path...}": {path: "/api/v1/relations/configmaps/default/nope?cluster=dev", want: 404,
 		wantText: "nope"},
-	// No function serves these yet (the terminal service is to come): the table admits them, nothing answers.
-	"GET /api/v1/logs/{path...}":           {path: "/api/v1/logs/default/nope?cluster=dev", want: 404},
-	"GET /api/v1/terminal/pods/{path...}":  {path: "/api/v1/terminal/pods/default/nope?cluster=dev", want: 404},
+	// The terminal's sockets answer a plain GET with 400 (they need a WebSocket); logs and node shells are not
+	// served yet: the table admits them, nothing answers.
+	"GET /api/v1/logs/{path...}": {path: "/api/v1/logs/default/nope?cluster=dev", want: 404},
+	"GET /api/v1/terminal/pods/{path...}": {path: "/api/v1/terminal/pods/default/nope?cluster=dev", want: 400,
+		wantText: "WebSocket endpoint"},
 	"GET /api/v1/terminal/nodes/{path...}": {path: "/api/v1/terminal/nodes/nope?cluster=dev", want: 404},
+	"POST /api/v1/terminal/tickets": {path: "/api/v1/terminal/tickets", body: map[string]any{"cluster": "dev",
+		"kind": "logs", "namespace": "default", "pod": "nope"}, want: 201, wantText: `"ticket"`},
 
 	"GET /k8s/clusters/{cluster}/{path...}": {path: "/k8s/clusters/dev/api/v1/namespaces/kube-system/configmaps",
 		want: 200, wantText: `"kind":"ConfigMapList"`},
@@ -107,7 +111,7 @@ type env struct {
 func start(t *testing.T) *env {
 	t.Helper()
 	api := apitest.Start(t, nil, apitest.Function("clusters"), apitest.Function("discovery"),
-		apitest.Function("resources"), apitest.Function("search"))
+		apitest.Function("resources"), apitest.Function("search"), apitest.Function("terminal"))
 	api.AddCluster("dev", kube.AdminKubeconfig())
 	api.AddCluster("prod-1", kube.AdminKubeconfig())
 	e := &env{api: api, tokens: map[string]string{}}

@@ -240,8 +240,9 @@ func TestBrokenManifestsAreCaught(t *testing.T) {
 			extra: "configMapGenerator:\n  - name: kitefn-store\n    behavior: merge\n    literals: [KITEFN_DYNAMODB_REGION=US_EAST_1]\n"},
 		{name: "misspelt field", want: `unknown field "containerConcurency"`,
 			patches: svcPatch("resources", "- {op: add, path: /spec/template/spec/containerConcurency, value: 5}")},
+		// With the terminal enabled the install raises max-revision-timeout-seconds to 3600 (the README's step).
 		{name: "timeout above Knative's maximum", want: "timeoutSeconds",
-			patches: svcPatch("resources", "- {op: replace, path: /spec/template/spec/timeoutSeconds, value: 3600}")},
+			patches: svcPatch("resources", "- {op: replace, path: /spec/template/spec/timeoutSeconds, value: 7200}")},
 		{name: "min-scale above max-scale", want: "min-scale",
 			patches: svcPatch("clusters", `- {op: replace, path: "/spec/template/metadata/annotations/autoscaling.knative.dev~1min-scale", value: "9"}`)},
 		{name: "HTTP function kept warm", want: "want min-scale 0",

@@ -199,6 +199,13 @@ func TestNoCredentialInAnyAnswerOrLog(t *testing.T) {
 		{"/terminal/{path...}", "GET", "/terminal/", nil, nil},
 		{"/terminal/{path...}", "GET", "/terminal/app.js", nil, nil},
 		{"/terminal/{path...}", "GET", "/terminal/nope?token=" + clusterToken, nil, nil},
+		// The terminal: a socket route asked without an upgrade, tickets issued and refused.
+		{"/api/v1/terminal/pods/{namespace}/{pod}", "GET", "/api/v1/terminal/pods/default/nope", nil, clusterHdr},
+		{"/api/v1/terminal/pods/{namespace}/{pod}", "GET", "/api/v1/terminal/pods/default/nope?ticket=" + clusterToken, nil,
+			[]string{"Authorization", "", "X-Cluster-Name", "leak"}},
+		{"/api/v1/terminal/tickets", "POST", "/api/v1/terminal/tickets", map[string]any{"cluster": "leak", "kind": "pod",
+			"namespace": "default", "pod": "nope"}, nil},
+		{"/api/v1/terminal/tickets", "POST", "/api/v1/terminal/tickets", map[string]any{"cluster": "leak", "kind": clusterToken}, nil},
 		// Unknown routes and wrong methods, then deleting both clusters.
 		{"", "GET", "/api/v1/nope?token=" + clusterToken, nil, nil},
 		{"", "PUT", "/api/v1/clusters", nil, nil},

@@ -150,7 +150,7 @@ async function connect(t, label) {
   setStatus(`Opening ${t.path}…`);
   let answer;
   try {
-    answer = await api('/api/v1/terminal/tickets', { method: 'POST', body: { ...t.ticket, path: t.path } });
+    answer = await api('/api/v1/terminal/tickets', { method: 'POST', body: t.ticket });
   } catch (e) {
     setStatus(`${label}: ${e.message}`, true);
     return null;
