@@ -211,3 +211,47 @@ func TestPageListsClustersAndPods(t *testing.T) {
 		}
 	}
 }
+
+// terminalLine is true once a row of the terminal on the page reads exactly text.
+func terminalLine(text string) string {
+	return `[...document.querySelectorAll("#terminal .xterm-rows > div")].some(d => d.textContent.trim() === ` +
+		js(text) + `)`
+}
+
+// TestPodTerminalEcho is the page end to end: pick the kwok pod, open its terminal (a ticket, then the
+// WebSocket frames), type `echo kitefn` and Enter into xterm.js as keystrokes, and see `kitefn` on a line of its
+// own; `exit` ends the shell and the page says so.
+func TestPodTerminalEcho(t *testing.T) {
+	e := setup(t)
+	e.open(t, apitest.Token)
+	e.wait(t, options("pod")+`.includes(`+js(testPod)+`)`)
+	e.eval(t, `(() => { const p = document.getElementById("pod"); p.value = `+js(testPod)+`;
+		p.dispatchEvent(new Event("change")); })()`)
+	e.wait(t, `document.getElementById("container").value === `+js(container))
+	e.eval(t, `document.getElementById("open-terminal").click()`)
+	// The page focuses the terminal once the server says connected.
+	e.wait(t, `document.activeElement && document.activeElement.classList.contains("xterm-helper-textarea")`)
+	if err := e.b.InsertText(e.ctx, "echo kitefn"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.PressEnter(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(t, terminalLine("kitefn"))
+
+	if err := e.b.InsertText(e.ctx, "exit"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.PressEnter(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.wait(t, `document.getElementById("close").disabled`) // the socket is closed
+	if status := e.wait(t, `document.getElementById("status").textContent`); status != "Exited with code 0" {
+		t.Errorf("after exit: status %q, want Exited with code 0", status)
+	}
+	for _, line := range e.b.Logs() {
+		if strings.Contains(line, "Content Security Policy") || strings.Contains(line, "exception") {
+			t.Errorf("browser: %s", line)
+		}
+	}
+}

@@ -167,7 +167,9 @@ async function connect(t, label) {
       $('close').disabled = true;
     }
     const why = ev.reason ? `: ${ev.reason}` : '';
-    if (!$('status').classList.contains('error')) setStatus(`Closed (${ev.code}${why})`);
+    const said = $('status');
+    // An error or the shell's exit says more than the close that follows it.
+    if (!said.classList.contains('error') && !said.textContent.startsWith('Exited')) setStatus(`Closed (${ev.code}${why})`);
   });
   return socket;
 }
