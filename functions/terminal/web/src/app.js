@@ -273,10 +273,10 @@ async function openLogs() {
         logLine('line', (f.data || '').replace(/\n$/, ''), src);
         break;
       case 'pod_added':
-        logLine('note', `pod added${f.data ? ': ' + f.data : ''}`, src);
+        logLine('note', f.data || 'pod added', src);
         break;
       case 'pod_removed':
-        logLine('note', `pod removed${f.data ? ': ' + f.data : ''}`, src);
+        logLine('note', f.data || 'pod removed', src);
         break;
       case 'info':
         logLine('note', f.data || '', src);
