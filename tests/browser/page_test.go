@@ -255,3 +255,22 @@ func TestPodTerminalEcho(t *testing.T) {
 		}
 	}
 }
+
+// TestViewerTerminalRefused: a viewer's token lists the pods, but opening a terminal shows the API's 403 (the
+// ticket needs the operator role) and opens no socket.
+func TestViewerTerminalRefused(t *testing.T) {
+	e := setup(t)
+	viewer := e.api.Do("POST", "/api/v1/tokens", map[string]any{"name": "page-viewer", "roles": []string{"viewer"}}).
+		Expect(t, 201, "").JSON["token"].(string)
+	e.open(t, viewer)
+	e.wait(t, options("pod")+`.includes(`+js(testPod)+`)`)
+	e.eval(t, `document.getElementById("open-terminal").click()`)
+	status := e.wait(t, `document.getElementById("status").classList.contains("error") && document.getElementById("status").textContent`)
+	if !strings.Contains(status, "403") || !strings.Contains(status, "operator") {
+		t.Errorf("viewer opening a terminal: status %q, want the 403 naming the operator role", status)
+	}
+	var closeDisabled bool
+	if err := e.b.Eval(e.ctx, `document.getElementById("close").disabled`, &closeDisabled); err != nil || !closeDisabled {
+		t.Errorf("a socket was opened for the viewer (close enabled: %v, %v)", !closeDisabled, err)
+	}
+}
