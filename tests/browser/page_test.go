@@ -220,7 +220,7 @@ func terminalLine(text string) string {
 
 // TestPodTerminalEcho is the page end to end: pick the kwok pod, open its terminal (a ticket, then the
 // WebSocket frames), type `echo kitefn` and Enter into xterm.js as keystrokes, and see `kitefn` on a line of its
-// own; `exit` ends the shell and the page says so.
+// own; `stty size` shows the size the page sent; `exit` ends the shell and the page says so.
 func TestPodTerminalEcho(t *testing.T) {
 	e := setup(t)
 	e.open(t, apitest.Token)
@@ -238,6 +238,19 @@ func TestPodTerminalEcho(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.wait(t, terminalLine("kitefn"))
+
+	// The page sent its size (resize frame): the shell's terminal has xterm's rows and about its width, not the
+	// 80x24 or 0x0 of a terminal nobody sized.
+	if err := e.b.InsertText(e.ctx, "stty size"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.PressEnter(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	size := e.wait(t, `(() => { const rows = document.querySelectorAll("#terminal .xterm-rows > div");
+		const m = [...rows].map(d => d.textContent.trim().match(/^(\d+) (\d+)$/)).find(Boolean);
+		return m && m[1] == rows.length && Number(m[2]) > 100 && m[0]; })()`)
+	t.Logf("stty size in the page's terminal: %s", size)
 
 	if err := e.b.InsertText(e.ctx, "exit"); err != nil {
 		t.Fatal(err)
