@@ -9,7 +9,7 @@ TOOLS_SH  := tests/harness/build-tools.sh
 # (kube-apiserver, emulators), so four at a time keep 2 cores busy.
 GOTEST_FLAGS ?= -race -count=1 -timeout 20m -p 4
 
-.PHONY: all build run test test-prereqs unit lint tools bench clean
+.PHONY: all build run test test-prereqs unit lint tools bench clean page browser
 
 all: build
 
@@ -31,13 +31,19 @@ run: build
 tools:
 	@$(TOOLS_SH) all >/dev/null
 
+# page rebuilds the browser terminal's bundle (functions/terminal/web/dist, committed, embedded in the binary):
+# npm ci installs the lock file's xterm.js, fit addon and esbuild, build.mjs bundles them and writes
+# dist/SOURCES.sha256, which a Go test in `make test` checks against the sources (no npm needed there).
+page:
+	cd functions/terminal/web && npm ci --no-audit --no-fund && node build.mjs
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	@for store in bbolt firestore dynamodb; do $(MAKE) -s build STORE=$$store BIN=$$(mktemp -d)/kitefn || exit 1; done
 
-test: test-prereqs lint tools
+test: test-prereqs browser lint tools
 	CGO_ENABLED=1 KITEFN_TOOLS_DIR=$$($(TOOLS_SH) all) $(GO) test $(GOTEST_FLAGS) ./...
 
 # test-prereqs stops `make test` at once, naming what is missing, rather than minutes later with a test's error.
@@ -51,6 +57,21 @@ test-prereqs:
 	  cap=$$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status 2>/dev/null); \
 	  [ "$$(id -u)" = 0 ] || [ $$(( (0x$${cap:-0} >> 12) & 1 )) = 1 ] || { echo "make test: the discovery tests create" \
 	    "network namespaces: run as root or with CAP_NET_ADMIN" >&2; exit 1; }
+
+# browser gives tests/browser its headless Chromium (Debian's chromium; the test drives it over the DevTools
+# protocol from Go, so neither node nor npm is needed): installed with apt-get when missing and this is root
+# (CI on a new machine), else named as missing. KITEFN_CHROMIUM points at another build.
+browser:
+	@if [ -z "$$KITEFN_CHROMIUM" ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make test: installing Debian's chromium for tests/browser" >&2; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null || \
+	      { echo "make test: apt-get install chromium failed" >&2; exit 1; }; \
+	  else \
+	    echo "make test: missing chromium (headless, for tests/browser): apt-get install -y chromium, or set KITEFN_CHROMIUM" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 
 # unit runs only the tests that need no external server.
 unit:

@@ -41,6 +41,14 @@ type Router interface {
 	Routes() []string
 }
 
+// PublicRouter is a function serving some GET routes without authentication: the static files of a browser
+// page, which a browser loads by navigation and so without a bearer token. Patterns are "GET /name/..." outside
+// /api, /k8s and /health (NewServer refuses others); only GET and HEAD reach them unauthenticated, and the API
+// calls the page makes carry the token as any other.
+type PublicRouter interface {
+	PublicRoutes() []string
+}
+
 // EventConsumer is a function that takes CloudEvents at "/" (as from a Knative Trigger). In one-process mode
 // the event sender delivers to every consumer of an event's type, in-process.
 type EventConsumer interface {

@@ -33,8 +33,9 @@ type Server struct {
 	stopping atomic.Bool
 }
 
-// NewServer builds the HTTP handler: health endpoints without auth, everything else authenticated (the bootstrap
-// tokens, then the authenticators WithAccess gives) and authorised by the route table.
+// NewServer builds the HTTP handler: health endpoints and the GET routes functions declare public (PublicRouter)
+// without auth, everything else authenticated (the bootstrap tokens, then the authenticators WithAccess gives)
+// and authorised by the route table.
 func NewServer(cfg Config, log *zap.SugaredLogger, fns []Function, tokens []string, opts ...ServerOption) (*Server, error) {
 	if len(fns) == 0 {
 		return nil, errors.New("no function to serve")
@@ -71,6 +72,17 @@ func NewServer(cfg Config, log *zap.SugaredLogger, fns []Function, tokens []stri
 		return nil, err
 	}
 	authed := guard(tokens, acc, api)
+	pub, err := publicMux(fns)
+	if err != nil {
+		return nil, err
+	}
+	if pub != nil {
+		limited, err := rateLimited(cfg, pub) // keyed by the client address: there is no caller
+		if err != nil {
+			return nil, err
+		}
+		authed = withPublic(pub, limited, authed)
+	}
 	if _, ok := fns[0].Value.(EventConsumer); ok && !cfg.AllMode() {
 		// A Knative Trigger delivers events without our bearer token; the event receiver is protected by the
 		// service being cluster-local instead (deploy/). Only CloudEvents to "/" skip auth.

@@ -199,6 +199,10 @@ func TestNoCredentialInAnyAnswerOrLog(t *testing.T) {
 		{"/k8s/clusters/{cluster}/{path...}", "GET", "/k8s/clusters/leak/api/v1/namespaces/default/configmaps", nil, nil},
 		{"/k8s/clusters/{cluster}/{path...}", "GET", "/k8s/clusters/leak-cert/version", nil, nil},
 		{"/k8s/clusters/{cluster}/{path...}", "GET", "/k8s/clusters/nope/version", nil, nil},
+		// The terminal page (public: no token needed, none echoed).
+		{"/terminal/{path...}", "GET", "/terminal/", nil, nil},
+		{"/terminal/{path...}", "GET", "/terminal/app.js", nil, nil},
+		{"/terminal/{path...}", "GET", "/terminal/nope?token=" + clusterToken, nil, nil},
 		// The terminal: a socket route asked without an upgrade, tickets issued and refused.
 		{"/api/v1/terminal/pods/{namespace}/{pod}", "GET", "/api/v1/terminal/pods/default/nope", nil, clusterHdr},
 		{"/api/v1/terminal/pods/{namespace}/{pod}", "GET", "/api/v1/terminal/pods/default/nope?ticket=" + clusterToken, nil,
