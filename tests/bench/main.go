@@ -343,7 +343,25 @@ type process struct {
 	cmd   *exec.Cmd
 	addr  string
 	ready time.Duration // exec → first 200 from /health/readiness
-	out   *bytes.Buffer
+	out   *lockedBuffer
+}
+
+// lockedBuffer is a process's output, which may be read while the process writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startReady runs bin on a free port and returns once /health/readiness answers 200.
@@ -356,7 +374,7 @@ func startReady(bin string, env []string) (*process, error) {
 	ln.Close()
 	cmd := exec.Command(bin)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "LISTEN_ADDRESS=" + addr}, env...)
-	p := &process{cmd: cmd, addr: addr, out: &bytes.Buffer{}}
+	p := &process{cmd: cmd, addr: addr, out: &lockedBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	client := &http.Client{Timeout: time.Second}
 	start := time.Now()
