@@ -54,18 +54,21 @@ contexts:
 `
 
 func main() {
-	only := flag.String("only", "", "run one part: stores, coldstart, resources or search")
+	only := flag.String("only", "", "run one part: stores, coldstart, resources, search or terminal")
 	var so searchOptions
 	flag.Float64Var(&so.scale, "search-scale", 1, "scale of the search seed (1: 10,000 pods, 2,000 deployments, 2,000 services, 5,000 configmaps)")
 	flag.IntVar(&so.runs, "search-runs", 15, "measured runs per search row (warm rows take twice as many)")
+	var to terminalOptions
+	flag.IntVar(&to.sessions, "terminal-sessions", 1000, "concurrent idle pod-terminal sessions of the terminal part")
+	flag.IntVar(&to.logMB, "terminal-log-mb", 50, "MiB of the followed pod's log file in the terminal part")
 	flag.Parse()
-	if err := run(context.Background(), *only, so); err != nil {
+	if err := run(context.Background(), *only, so, to); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, only string, so searchOptions) error {
+func run(ctx context.Context, only string, so searchOptions, to terminalOptions) error {
 	tmp, err := os.MkdirTemp("", "kitefn-bench-")
 	if err != nil {
 		return err
@@ -77,6 +80,7 @@ func run(ctx context.Context, only string, so searchOptions) error {
 		{"coldstart", func() error { return benchColdStart(tmp, w) }},
 		{"resources", func() error { return benchResources(ctx, tmp, w) }},
 		{"search", func() error { return benchSearch(ctx, tmp, w, so) }},
+		{"terminal", func() error { return benchTerminal(ctx, tmp, w, to) }},
 	}
 	// A failing part is reported and the others still run: the bench fails at the end.
 	var errs []error
@@ -339,7 +343,25 @@ type process struct {
 	cmd   *exec.Cmd
 	addr  string
 	ready time.Duration // exec → first 200 from /health/readiness
-	out   *bytes.Buffer
+	out   *lockedBuffer
+}
+
+// lockedBuffer is a process's output, which may be read while the process writes it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startReady runs bin on a free port and returns once /health/readiness answers 200.
@@ -352,7 +374,7 @@ func startReady(bin string, env []string) (*process, error) {
 	ln.Close()
 	cmd := exec.Command(bin)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "LISTEN_ADDRESS=" + addr}, env...)
-	p := &process{cmd: cmd, addr: addr, out: &bytes.Buffer{}}
+	p := &process{cmd: cmd, addr: addr, out: &lockedBuffer{}}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	client := &http.Client{Timeout: time.Second}
 	start := time.Now()
