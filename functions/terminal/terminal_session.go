@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -404,6 +405,26 @@ func (s *session) Write(p []byte) (int, error) {
 	}
 	s.emit(data)
 	return len(p), nil
+}
+
+// ReadFrom lets the exec's output copy (io.Copy) read into a small buffer of the session's rather than the 32 KiB
+// one io.Copy would hold for each idle session: terminal output comes in small reads.
+func (s *session) ReadFrom(r io.Reader) (int64, error) {
+	buf := make([]byte, 2048)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			total += int64(n)
+			_, _ = s.Write(buf[:n])
+		}
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 func (s *session) flushCarry() {

@@ -29,6 +29,9 @@ type WSConfig struct {
 	// usually none, which is allowed). Exact scheme://host[:port] entries; KITEFN_CORS_ORIGINS is not
 	// reused because a page allowed to call the API is not necessarily allowed to open shells.
 	Origins []string `envconfig:"TERMINAL_ORIGINS"`
+
+	// writeBuffers lends sockets a write buffer only while they write: a thousand idle sessions hold none.
+	writeBuffers *sync.Pool
 }
 
 func (c *WSConfig) check() error {
@@ -41,6 +44,7 @@ func (c *WSConfig) check() error {
 		return fmt.Errorf("KITEFN_TERMINAL_ORIGINS: %w", err)
 	}
 	c.Origins = origins
+	c.writeBuffers = &sync.Pool{}
 	return nil
 }
 
@@ -89,6 +93,9 @@ func (c *WSConfig) upgrade(w http.ResponseWriter, r *http.Request) *Socket {
 	}
 	up := websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 16384,
 		CheckOrigin: func(*http.Request) bool { return true }} // checked above, with a JSON answer
+	if c.writeBuffers != nil {
+		up.WriteBufferPool = c.writeBuffers
+	}
 	conn, err := up.Upgrade(w, r, nil)
 	if err != nil {
 		return nil // the upgrader has answered with its own 4xx
