@@ -30,10 +30,7 @@ func (e Exec) Run(ctx context.Context, cl *kube.Client, p Pipes) (int, error) {
 	req := cl.Stream.Kubernetes.CoreV1().RESTClient().Post().Namespace(e.Namespace).Resource("pods").Name(e.Pod).
 		SubResource("exec").VersionedParams(&corev1.PodExecOptions{Container: e.Container, Command: e.Command,
 		Stdin: true, Stdout: true, TTY: true}, scheme.ParameterCodec)
-	ws, err := remotecommand.NewWebSocketExecutor(cl.Stream.REST, http.MethodGet, req.URL().String())
-	if err != nil {
-		return 0, fmt.Errorf("exec into %s/%s: %w", e.Namespace, e.Pod, err)
-	}
+	ws := &leanExecutor{config: cl.Stream.REST, url: req.URL()}
 	spdy, err := remotecommand.NewSPDYExecutor(cl.Stream.REST, http.MethodPost, req.URL())
 	if err != nil {
 		return 0, fmt.Errorf("exec into %s/%s: %w", e.Namespace, e.Pod, err)
