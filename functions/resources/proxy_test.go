@@ -306,7 +306,7 @@ const forwardReply = "port-forwarded to the pod"
 func (e *proxyEnv) fakePod(t *testing.T, ns, name string) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(kube.ToolsDir, "kwok")); err != nil {
-		t.Skipf("kwok not built in %s: %v", kube.ToolsDir, err)
+		t.Fatalf("kwok not built in %s (make tools builds it): %v", kube.ToolsDir, err)
 	}
 	kwokOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "kitefn-proxy-kwok-")

@@ -30,7 +30,7 @@ var (
 func startKwok(t *testing.T, cs kubernetes.Interface) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(kube.ToolsDir, "kwok")); err != nil {
-		t.Skipf("kwok not built in %s: %v", kube.ToolsDir, err)
+		t.Fatalf("kwok not built in %s (make tools builds it): %v", kube.ToolsDir, err)
 	}
 	kwokOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "kitefn-terminal-kwok-")

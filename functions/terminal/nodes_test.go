@@ -99,7 +99,7 @@ func kwokCluster(t *testing.T) kubernetes.Interface {
 	}
 	c := harness.MustStart(t)
 	if _, err := os.Stat(filepath.Join(c.ToolsDir, "kwok")); err != nil {
-		t.Skipf("kwok not built in %s: %v", c.ToolsDir, err)
+		t.Fatalf("kwok not built in %s (make tools builds it): %v", c.ToolsDir, err)
 	}
 	if _, err := c.StartKwok(t.Context(), harness.WithKwokExec(t.TempDir())); err != nil {
 		t.Fatal(err)

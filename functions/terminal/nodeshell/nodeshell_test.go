@@ -49,7 +49,7 @@ func setup(t *testing.T) kubernetes.Interface {
 		t.Skip("needs the real kube-apiserver (not in -short mode)")
 	}
 	if _, err := os.Stat(filepath.Join(kube.ToolsDir, "kwok")); err != nil {
-		t.Skipf("kwok not built in %s: %v", kube.ToolsDir, err)
+		t.Fatalf("kwok not built in %s (make tools builds it): %v", kube.ToolsDir, err)
 	}
 	cs := kubernetes.NewForConfigOrDie(kube.RESTConfig())
 	envOnce.Do(func() {
