@@ -70,16 +70,15 @@ type session struct {
 	target Target
 	begun  time.Time
 	cancel context.CancelFunc
-	done   chan struct{} // closed when start returned
 
-	stdinR *io.PipeReader
 	stdinW *io.PipeWriter
 	sizes  *sizeQueue
 
 	mu      sync.Mutex
 	sock    *Socket // nil while detached
 	gen     int     // bumped on every attach, so a stale socket's reader does not detach the new one
-	buf     []byte  // recent output, at most maxReplay bytes
+	buf     []byte  // recent output, at most maxReplay bytes (trimmed when it reaches twice that)
+	readBuf []byte  // ReadFrom's buffer, made once
 	carry   []byte  // an incomplete UTF-8 sequence held for the next write
 	grace   *time.Timer
 	ended   bool
@@ -100,13 +99,6 @@ type terminals struct {
 
 func newTerminals(cfg TerminalConfig, audit Recorder) *terminals {
 	return &terminals{cfg: cfg, audit: audit, sessions: map[string]*session{}}
-}
-
-// count is the number of sessions held (attached or within their grace).
-func (t *terminals) count() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.sessions)
 }
 
 // open serves a terminal socket: see the comment at the top of this file.
@@ -152,13 +144,22 @@ func (t *terminals) begin(rctx context.Context, sock *Socket, owner string, targ
 	// for the audit and the cluster client, without its cancellation.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(rctx))
 	pr, pw := io.Pipe()
-	s := &session{id: id, owner: owner, target: target, begun: time.Now(), cancel: cancel, done: make(chan struct{}),
-		stdinR: pr, stdinW: pw, sizes: newSizeQueue(ctx), ownerCt: ctx}
+	s := &session{id: id, owner: owner, target: target, begun: time.Now(), cancel: cancel,
+		stdinW: pw, sizes: newSizeQueue(ctx), ownerCt: ctx}
 	t.mu.Lock()
 	if t.closing {
 		t.mu.Unlock()
 		cancel()
 		sock.GoingAway("the terminal service is shutting down")
+		return
+	}
+	if len(t.sessions) >= t.cfg.MaxSessions { // open checked before the upgrade; concurrent opens may have won
+		t.mu.Unlock()
+		cancel()
+		_ = sock.Send(wire.Frame{Type: wire.Error, Data: fmt.Sprintf(
+			"this instance holds its maximum of %d terminal sessions (KITEFN_TERMINAL_MAX_SESSIONS); retry shortly",
+			t.cfg.MaxSessions)})
+		sock.Close(websocket.CloseTryAgainLater, "full")
 		return
 	}
 	t.sessions[id] = s
@@ -233,7 +234,11 @@ func (t *terminals) attach(s *session, sock *Socket, replay bool) {
 	}
 	err := sock.Send(hello)
 	if err == nil && replay && len(s.buf) > 0 {
-		err = sock.Send(wire.Frame{Type: wire.Stdout, Data: string(s.buf)})
+		kept := s.buf
+		if len(kept) > maxReplay {
+			kept = kept[len(kept)-maxReplay:]
+		}
+		err = sock.Send(wire.Frame{Type: wire.Stdout, Data: string(kept)})
 	}
 	ended, result := s.ended, s.result
 	s.mu.Unlock()
@@ -342,7 +347,6 @@ func (t *terminals) finish(s *session, code int, err error) {
 		}
 		s.mu.Unlock()
 	}
-	close(s.done)
 }
 
 func (t *terminals) remove(s *session) {
@@ -396,8 +400,11 @@ func (t *terminals) wait(ctx context.Context) error {
 func (s *session) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	data := append(s.carry, p...)
-	s.carry = nil
+	data := p
+	if len(s.carry) > 0 {
+		data = append(s.carry, p...)
+		s.carry = nil
+	}
 	// Frames carry text: hold back an incomplete UTF-8 sequence at the end until the next write completes it.
 	if cut := incompleteTail(data); cut > 0 {
 		s.carry = append([]byte(nil), data[len(data)-cut:]...)
@@ -410,7 +417,10 @@ func (s *session) Write(p []byte) (int, error) {
 // ReadFrom lets the exec's output copy (io.Copy) read into a small buffer of the session's rather than the 32 KiB
 // one io.Copy would hold for each idle session: terminal output comes in small reads.
 func (s *session) ReadFrom(r io.Reader) (int64, error) {
-	buf := make([]byte, 2048)
+	if s.readBuf == nil { // one output copy at a time: the exec's
+		s.readBuf = make([]byte, 2048)
+	}
+	buf := s.readBuf
 	var total int64
 	for {
 		n, err := r.Read(buf)
@@ -440,8 +450,11 @@ func (s *session) emit(data []byte) {
 		return
 	}
 	s.buf = append(s.buf, data...)
-	if over := len(s.buf) - maxReplay; over > 0 {
-		s.buf = append(s.buf[:0:0], s.buf[over:]...)
+	// Trimmed only past twice the bound, in place: busy output copies the kept bytes once per maxReplay written,
+	// not on every write.
+	if len(s.buf) > 2*maxReplay {
+		n := copy(s.buf, s.buf[len(s.buf)-maxReplay:])
+		s.buf = s.buf[:n]
 	}
 	if s.sock != nil {
 		if err := s.sock.Send(wire.Frame{Type: wire.Stdout, Data: string(data)}); err != nil {

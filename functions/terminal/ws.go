@@ -190,9 +190,6 @@ func (s *Socket) GoingAway(why string) {
 	s.Close(websocket.CloseGoingAway, why)
 }
 
-// Closed is closed once Close ran.
-func (s *Socket) Closed() <-chan struct{} { return s.closed }
-
 // IsClosed reports whether err is the end of the connection rather than a fault worth logging.
 func IsClosed(err error) bool {
 	var ce *websocket.CloseError

@@ -116,7 +116,8 @@ func (o *OIDC) verifierFor(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 		return nil, o.err
 	}
 	o.tried = o.now()
-	ctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
+	// Not the request's cancellation: a client that hangs up must not leave a failure cached for every caller.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), discoveryTimeout)
 	defer cancel()
 	p, err := oidc.NewProvider(oidc.ClientContext(ctx, o.client), o.cfg.Issuer)
 	if err != nil {

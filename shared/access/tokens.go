@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/cache"
@@ -67,8 +67,9 @@ type TokenAuthenticator struct {
 	ttl    time.Duration
 	cache  *cache.LRUExpireCache // string(hash) → *store.Token, or nil for not found
 	// gen is bumped by Forget: a lookup that started before does not cache what it read, which may be the
-	// token just deleted.
-	gen atomic.Uint64
+	// token just deleted. mu orders a lookup's check-and-add against Forget's bump-and-scan.
+	mu  sync.Mutex
+	gen uint64
 	now func() time.Time
 }
 
@@ -94,7 +95,9 @@ func (a *TokenAuthenticator) Authenticate(ctx context.Context, credential string
 	if v, ok := a.cache.Get(key); ok {
 		tok, _ = v.(*store.Token)
 	} else {
-		gen := a.gen.Load()
+		a.mu.Lock()
+		gen := a.gen
+		a.mu.Unlock()
 		t, err := a.tokens.TokenByHash(ctx, hash)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
@@ -103,9 +106,11 @@ func (a *TokenAuthenticator) Authenticate(ctx context.Context, credential string
 		default:
 			tok = t
 		}
-		if a.gen.Load() == gen {
+		a.mu.Lock()
+		if a.gen == gen {
 			a.cache.Add(key, tok, a.ttl)
 		}
+		a.mu.Unlock()
 	}
 	if tok == nil || (tok.ExpiresAt != nil && !a.now().Before(*tok.ExpiresAt)) {
 		return nil, ErrTokenRefused
@@ -115,7 +120,9 @@ func (a *TokenAuthenticator) Authenticate(ctx context.Context, credential string
 
 // Forget drops the named token from this replica's cache (call it after revoking).
 func (a *TokenAuthenticator) Forget(name string) {
-	a.gen.Add(1)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.gen++
 	for _, k := range a.cache.Keys() {
 		if v, ok := a.cache.Get(k); ok {
 			if t, _ := v.(*store.Token); t != nil && t.Name == name {

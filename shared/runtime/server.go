@@ -76,13 +76,9 @@ func NewServer(cfg Config, log *zap.SugaredLogger, fns []Function, tokens []stri
 	if err != nil {
 		return nil, err
 	}
-	if pub != nil {
-		limited, err := rateLimited(cfg, pub) // keyed by the client address: there is no caller
-		if err != nil {
-			return nil, err
-		}
-		authed = withPublic(pub, limited, authed)
-	}
+	// Public routes serve embedded files and are not rate limited: without a caller the limit could only be
+	// keyed by the client address, which behind Knative's queue-proxy is one address for every browser.
+	authed = withPublic(pub, pub, authed)
 	if _, ok := fns[0].Value.(EventConsumer); ok && !cfg.AllMode() {
 		// A Knative Trigger delivers events without our bearer token; the event receiver is protected by the
 		// service being cluster-local instead (deploy/). Only CloudEvents to "/" skip auth.
