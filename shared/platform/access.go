@@ -2,10 +2,13 @@ package platform
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/kitefn/kitefn/shared/access"
 	"github.com/kitefn/kitefn/shared/runtime"
+	"github.com/kitefn/kitefn/shared/store"
 )
 
 // Access is the runtime.Options.Access hook: the authenticators after the bootstrap tokens (named API tokens
@@ -37,8 +40,11 @@ func (p *Platform) clusterName(ctx context.Context, ref string) (string, error) 
 		return ref, nil
 	}
 	c, err := p.Store.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return ref, nil // no such cluster (names are never all digits): the route answers 404
+	}
 	if err != nil {
-		return ref, err
+		return "", fmt.Errorf("resolving cluster %s for the caller's scope: %w", ref, err)
 	}
 	return c.Name, nil
 }

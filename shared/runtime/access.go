@@ -24,7 +24,8 @@ type AccessConfig struct {
 	// Authenticators are asked in order after the bootstrap tokens; the first to recognise a credential decides.
 	Authenticators []access.Authenticator
 	// ClusterName resolves a cluster reference (a name or an ID) to the cluster's name, so scope patterns,
-	// which name clusters, hold for IDs too. Nil: references are taken as names.
+	// which name clusters, hold for IDs too; its error refuses the request (fail closed). Nil: references are
+	// taken as names.
 	ClusterName func(ctx context.Context, ref string) (string, error)
 	// Table decides which role each route needs; nil is access.Routes().
 	Table *access.Table
@@ -154,7 +155,12 @@ func authorize(acc AccessConfig, next http.Handler) http.Handler {
 			for _, ref := range access.ClusterRefs(r, m.Cluster) {
 				name := ref
 				if acc.ClusterName != nil {
-					if n, err := acc.ClusterName(r.Context(), ref); err == nil && n != "" {
+					n, err := acc.ClusterName(r.Context(), ref)
+					if err != nil { // fail closed: an unresolved ID could name a cluster outside the scope
+						httpapi.WriteError(w, r, err)
+						return
+					}
+					if n != "" {
 						name = n
 					}
 				}

@@ -111,6 +111,9 @@ type env struct {
 
 func start(t *testing.T) *env {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the real kube-apiserver (not in -short mode)")
+	}
 	api := apitest.Start(t, nil, apitest.Function("clusters"), apitest.Function("discovery"),
 		apitest.Function("resources"), apitest.Function("search"), apitest.Function("terminal"))
 	api.AddCluster("dev", kube.AdminKubeconfig())
@@ -202,6 +205,7 @@ func TestUnknownRoutesAreDenied(t *testing.T) {
 func TestClusterScopes(t *testing.T) {
 	e := start(t)
 	devID := e.api.Do(http.MethodGet, "/api/v1/clusters/dev", nil).Expect(t, 200, "").JSON["id"]
+	prodID := e.api.Do(http.MethodGet, "/api/v1/clusters/prod-1", nil).Expect(t, 200, "").JSON["id"]
 	for _, c := range []struct {
 		token, path string
 		want        int
@@ -218,6 +222,7 @@ func TestClusterScopes(t *testing.T) {
 		{"prod-viewer", "/api/v1/logs/default/nope?cluster=dev", 403},
 		{"not-prod-admin", "/api/v1/clusters/dev", 200},
 		{"not-prod-admin", "/api/v1/clusters/prod-1", 403},
+		{"not-prod-admin", "/api/v1/resources/configmaps/kube-system?cluster=" + jsonID(prodID), 403},
 		{"not-prod-admin", "/k8s/clusters/prod-1/api/v1/namespaces/kube-system/configmaps", 403},
 	} {
 		r := e.as(c.token, http.MethodGet, call{path: c.path})
