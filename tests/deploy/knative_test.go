@@ -12,7 +12,7 @@ import (
 	asconfig "knative.dev/serving/pkg/autoscaler/config"
 )
 
-// cluster is the Knative configuration an install is documented to need (docs/deploy.md): data of the
+// cluster is the Knative configuration an install is documented to need (README, "Deploy to Knative"): data of the
 // knative-serving ConfigMaps config-defaults and config-features. Empty means a stock installation.
 type cluster struct {
 	defaults map[string]string

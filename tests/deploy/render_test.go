@@ -81,7 +81,7 @@ func copyDeploy(t testing.TB) string {
 	return dst
 }
 
-// writeSecrets makes the two secret files the way docs/deploy.md tells operators to.
+// writeSecrets makes the two secret files the way the README tells operators to.
 func writeSecrets(t testing.TB, dir string) {
 	t.Helper()
 	token, key := make([]byte, 24), make([]byte, 32)
