@@ -92,6 +92,9 @@ func TestNamedTokens(t *testing.T) {
 	}
 	a.Do(http.MethodGet, "/api/v1/audit?limit=0", nil).Expect(t, http.StatusBadRequest, "bad_request")
 	a.Do(http.MethodGet, "/api/v1/audit?since=yesterday", nil).Expect(t, http.StatusBadRequest, "bad_request")
+	if r := a.Do(http.MethodGet, "/api/v1/audit?continue=garbage", nil).Expect(t, http.StatusBadRequest, "invalid"); !strings.Contains(r.Message(), "continue token") || strings.Contains(r.Message(), "cluster") {
+		t.Fatalf("a malformed continue token: %s", r.Body)
+	}
 	if got := as(http.MethodGet, "/api/v1/audit", nil); got != http.StatusUnauthorized {
 		t.Fatalf("the revoked token on the audit route: %d, want 401", got)
 	}

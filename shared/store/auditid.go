@@ -27,7 +27,7 @@ const (
 // at a random one so replicas appending in the same microsecond seldom collide; try them in order.
 func AuditStamps(t time.Time) ([]uint64, error) {
 	if t.Before(time.Unix(0, 0)) {
-		return nil, fmt.Errorf("%w: audit time %s is before 1970", ErrInvalid, t)
+		return nil, fmt.Errorf("%w: audit time %s is before 1970", errInvalidAudit, t)
 	}
 	base := uint64(t.UnixNano())
 	var b [2]byte
@@ -46,11 +46,11 @@ func AuditID(n uint64) string { return fmt.Sprintf("%0*d", auditIDWidth, n) }
 // AuditStamp parses an ID back to its stamp.
 func AuditStamp(id string) (uint64, error) {
 	if len(id) != auditIDWidth {
-		return 0, fmt.Errorf("%w: audit id %q", ErrInvalid, id)
+		return 0, fmt.Errorf("%w: audit id %q", errInvalidAudit, id)
 	}
 	n, err := strconv.ParseUint(id, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%w: audit id %q", ErrInvalid, id)
+		return 0, fmt.Errorf("%w: audit id %q", errInvalidAudit, id)
 	}
 	return n, nil
 }
@@ -59,7 +59,7 @@ func AuditStamp(id string) (uint64, error) {
 // precision). It returns the copy to store.
 func PrepareAudit(e *AuditEntry) (*AuditEntry, error) {
 	if e == nil {
-		return nil, fmt.Errorf("%w: nil audit entry", ErrInvalid)
+		return nil, fmt.Errorf("%w: nil audit entry", errInvalidAudit)
 	}
 	rec := *e
 	if rec.Time.IsZero() {
@@ -81,7 +81,7 @@ type AuditRange struct {
 func (r AuditRange) Empty() bool { return r.Lo >= r.Hi }
 
 // Range turns f into stamp bounds and a page size. Since is inclusive and Until exclusive; a malformed
-// continue token is ErrInvalid.
+// continue token is errInvalidAudit.
 func (f AuditFilter) Range() (AuditRange, error) {
 	r := AuditRange{Lo: 0, Hi: ^uint64(0), Limit: f.Limit}
 	if r.Limit <= 0 {
@@ -132,11 +132,11 @@ func EncodeAuditContinue(id string) string {
 func DecodeAuditContinue(token string) (uint64, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil {
-		return 0, fmt.Errorf("%w: malformed continue token", ErrInvalid)
+		return 0, fmt.Errorf("%w: malformed continue token", errInvalidAudit)
 	}
 	n, err := AuditStamp(string(raw))
 	if err != nil {
-		return 0, fmt.Errorf("%w: malformed continue token", ErrInvalid)
+		return 0, fmt.Errorf("%w: malformed continue token", errInvalidAudit)
 	}
 	return n, nil
 }
@@ -155,11 +155,11 @@ func AuditPage(entries []*AuditEntry, limit int) ([]*AuditEntry, string) {
 func CheckToken(backend string, t *Token) error {
 	switch {
 	case t == nil:
-		return fmt.Errorf("%s: %w: nil token", backend, ErrInvalid)
+		return fmt.Errorf("%s: %w: nil token", backend, errInvalidToken)
 	case t.Name == "":
-		return fmt.Errorf("%s: %w: the token name is empty", backend, ErrInvalid)
+		return fmt.Errorf("%s: %w: the token name is empty", backend, errInvalidToken)
 	case len(t.Hash) == 0:
-		return fmt.Errorf("%s: %w: the token hash is empty", backend, ErrInvalid)
+		return fmt.Errorf("%s: %w: the token hash is empty", backend, errInvalidToken)
 	}
 	return nil
 }
@@ -198,5 +198,16 @@ func TokenTaken(name string) error {
 var ErrTokenNotFound error = &notFound{classError{msg: "token not found", status: 404, code: "not_found"}}
 
 type notFound struct{ classError }
+
+// errInvalidAudit and errInvalidToken are ErrInvalid (errors.Is matches them) with messages of their own, not
+// "invalid cluster".
+var (
+	errInvalidAudit error = &invalid{classError{msg: "invalid audit request", status: 400, code: "invalid"}}
+	errInvalidToken error = &invalid{classError{msg: "invalid token", status: 400, code: "invalid"}}
+)
+
+type invalid struct{ classError }
+
+func (e *invalid) Is(target error) bool { return target == ErrInvalid }
 
 func (e *notFound) Is(target error) bool { return target == ErrNotFound }
