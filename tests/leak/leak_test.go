@@ -119,6 +119,15 @@ func TestNoCredentialInAnyAnswerOrLog(t *testing.T) {
 	}
 	sec = append(sec, base64.StdEncoding.EncodeToString([]byte(keyPEM)))
 
+	// A named token: shown once in its create answer (made here, before anything is scanned), never again.
+	bearer := s.Do("POST", "/api/v1/tokens", map[string]any{"name": "leak-bearer", "roles": []string{"viewer"}})
+	named, _ := bearer.JSON["token"].(string)
+	if bearer.Status != 201 || named == "" {
+		t.Fatalf("creating the named token: %d %s", bearer.Status, bearer.Body)
+	}
+	sec = sec.with("named token", named)
+	asNamed := []string{"Authorization", "Bearer " + named}
+
 	clusterHdr := []string{"X-Cluster-Name", "leak"}
 	yaml := []string{"Content-Type", "application/yaml", "X-Cluster-Name", "leak"}
 	// The objects hold no secret under test: a Secret's data is the cluster's, which the resources API shows by
@@ -194,6 +203,11 @@ func TestNoCredentialInAnyAnswerOrLog(t *testing.T) {
 		{"/api/v1/tokens/{name}", "GET", "/api/v1/tokens/leak", nil, nil},
 		{"/api/v1/tokens/{name}", "DELETE", "/api/v1/tokens/leak", nil, nil},
 		{"/api/v1/tokens/{name}", "DELETE", "/api/v1/tokens/leak", nil, nil},
+		// The named token as the bearer: allowed, refused by role, then revoked (401).
+		{"/api/v1/me", "GET", "/api/v1/me", nil, asNamed},
+		{"/api/v1/clusters", "POST", "/api/v1/clusters", map[string]any{"name": "x"}, asNamed},
+		{"/api/v1/tokens/{name}", "DELETE", "/api/v1/tokens/leak-bearer", nil, nil},
+		{"/api/v1/me", "GET", "/api/v1/me", nil, asNamed},
 		{"/api/v1/clusters/{ref}/kubeconfig", "GET", "/api/v1/clusters/leak/kubeconfig", nil, nil},
 		{"/api/v1/clusters/{ref}/kubeconfig", "GET", "/api/v1/clusters/_all/kubeconfig?format=json", nil, nil},
 		{"/k8s/clusters/{cluster}/{path...}", "GET", "/k8s/clusters/leak/api/v1/namespaces/default/configmaps", nil, nil},
